@@ -1,0 +1,56 @@
+# iotlab: `make lab` to work, `make test` to check. Everything else is a building block.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+LABKIT := $(BIN)/labkit
+
+.DEFAULT_GOAL := help
+.PHONY: help install jars up down status lab test lint clean
+
+help:
+	@echo "make lab     install, start Kafka + HBase, open JupyterLab on notebooks/"
+	@echo "make test    install, start the services, run every test and notebook, stop"
+	@echo "make down    stop every process of the lab"
+	@echo "make status  show the services"
+	@echo "make lint    ruff"
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: the lab needs Python 3.11 (or set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs when the pins change.
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+jars: install
+	$(LABKIT) jars
+
+up: install
+	$(LABKIT) up
+
+down:
+	@if [ -x $(LABKIT) ]; then $(LABKIT) down; else echo "Nothing to stop (no $(VENV))."; fi
+
+status: install
+	$(LABKIT) status
+
+lab: up
+	$(LABKIT) lab
+
+lint: install
+	$(BIN)/ruff check labkit tests
+	$(BIN)/ruff format --check labkit tests
+
+# The services are stopped again whatever the tests do (also on failure or Ctrl-C).
+test: install
+	$(MAKE) --no-print-directory lint
+	@trap '$(LABKIT) down' EXIT; \
+	  $(LABKIT) up && $(BIN)/pytest
+
+clean: down
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""The ``labkit`` command: start, inspect and stop the lab."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from labkit import config, kafka, services
+from labkit.services import ServiceError
+
+
+def _up(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    services.up(settings)
+    created = kafka.ensure_topics(settings)
+    topics = ", ".join(settings.topics.all())
+    print(f"Topics: {topics}" + (f" (created {', '.join(created)})" if created else ""))
+    print("The lab is up. `labkit status` shows it; `labkit down` stops it.")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    services.down(config.settings())
+    print("The lab is down.")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    rows = services.status(settings)
+    if args.json:
+        print(json.dumps([{**row.__dict__, "state": row.state} for row in rows], indent=2))
+    else:
+        print(f"{'service':<9} {'state':<9} {'pid':>7}  ports")
+        for row in rows:
+            ports = ", ".join(f"{role} {port}" for role, port in row.ports.items())
+            print(f"{row.service:<9} {row.state:<9} {row.pid or '-':>7}  {ports}")
+    stack = {service.name for service in services.STACK}
+    return 0 if all(row.ready for row in rows if row.service in stack) else 3
+
+
+def _logs(args: argparse.Namespace) -> int:
+    service = services.by_name(args.service)
+    print(services.log_tail(service, config.settings(), args.lines))
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print("`labkit reset` stops the lab and deletes all its data; confirm with --yes.")
+        return 2
+    services.reset(config.settings())
+    print("The lab's data is wiped; `labkit up` starts afresh.")
+    return 0
+
+
+def _jars(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    services.ensure_jars(settings)
+    print(f"Jars in {settings.jars_dir}")
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    services.start(services.JUPYTER, settings)
+    services.wait_ready(services.JUPYTER, settings, timeout=120)
+    print(f"JupyterLab is running: {services.JUPYTER.url(settings)}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    services.serve(services.by_name(args.service), config.settings())
+    return 0  # not reached: serve() replaces this process
+
+
+def _probe(args: argparse.Namespace) -> int:
+    ready = services.by_name(args.service).is_ready(config.settings())
+    print("ready" if ready else "not ready")
+    return 0 if ready else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labkit", description="Run the iotlab IoT streaming lab (Kafka, Flink, HBase)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], text: str):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("up", _up, "start Kafka, HBase and its Thrift server, and create the topics")
+    add("down", _down, "stop every process of the lab")
+    add("status", _status, "show each service, its pid, its ports and whether it is ready")
+    commands.choices["status"].add_argument("--json", action="store_true", help="print JSON")
+    logs = add("logs", _logs, "show the last lines of a service's log")
+    logs.add_argument("service", help=f"one of: {services.names()}")
+    logs.add_argument("-n", "--lines", type=int, default=40, help="how many lines (default 40)")
+    reset = add("reset", _reset, "stop the lab and wipe its data (the jars stay)")
+    reset.add_argument("--yes", action="store_true", help="confirm the wipe")
+    add("jars", _jars, "download the servers' jars with Maven (done by `up` when needed)")
+    add("lab", _lab, "start JupyterLab on notebooks/ and print its URL")
+    serve = add("serve", _serve, "run one service in the foreground (used in containers)")
+    serve.add_argument("service", help=f"one of: {services.names()}")
+    probe = add("probe", _probe, "exit 0 when a service answers through its client")
+    probe.add_argument("service", help=f"one of: {services.names()}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ServiceError, config.SettingsError) as error:
+        print(f"labkit: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

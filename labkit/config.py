@@ -1,0 +1,178 @@
+"""One settings object for the whole lab, read from ``LABKIT_*`` environment variables.
+
+Every field has a default that works on a laptop; set ``LABKIT_<FIELD>`` (upper case) to
+change one, e.g. ``LABKIT_KAFKA_PORT=19092`` or ``LABKIT_HOME=/data/lab``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "LABKIT_"
+
+
+class SettingsError(ValueError):
+    """A ``LABKIT_*`` variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The Kafka topics, under the names users of the original system know."""
+
+    input: str = "input"
+    input_late: str = "input_late"
+    output_raw: str = "output_raw"
+    output_aggr: str = "output_aggr"
+    input_invalid: str = "input_invalid"
+
+    def all(self) -> list[str]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+MODES = ("embedded", "external")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the lab keeps its state: jars, data, logs, pid files (git-ignored).
+    home: Path = PROJECT_ROOT / ".lab"
+    # "embedded": labkit runs the servers as local processes; "external": they run elsewhere
+    # (docker compose, a lab server) and labkit only connects to them.
+    mode: str = "embedded"
+
+    kafka_host: str = "localhost"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_partitions: int = 3
+    kafka_heap: str = "512m"
+
+    hbase_host: str = "localhost"
+    hbase_thrift_port: int = 9090
+    # 2183, not 2181: the original kept HBase's ZooKeeper apart from Kafka's.
+    hbase_zookeeper_port: int = 2183
+    hbase_master_port: int = 16000
+    hbase_regionserver_port: int = 16020
+    hbase_heap: str = "768m"
+    hbase_thrift_heap: str = "256m"
+    hbase_table_prefix: str = "iot"
+
+    flink_heap: str = "1024m"
+    flink_parallelism: int = 1
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 5000
+
+    jupyter_port: int = 8888
+
+    # Seconds a service may take to become ready before `labkit up` gives up.
+    start_timeout: float = 240.0
+    # Free disk space (MiB) the lab wants before it starts its servers.
+    min_free_disk_mb: int = 1024
+
+    topics: Topics = field(default_factory=Topics)
+
+    # --- derived paths -------------------------------------------------------------
+    @property
+    def jars_dir(self) -> Path:
+        return self.home / "jars"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "conf"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+def _convert(name: str, raw: str, target: type) -> object:
+    try:
+        if target is Path:
+            return Path(raw).expanduser().resolve()
+        if target is int:
+            return int(raw)
+        if target is float:
+            return float(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {target.__name__}"
+        ) from None
+    return raw
+
+
+def _field_types() -> dict[str, type]:
+    hints = {"Path": Path, "str": str, "int": int, "float": float}
+    return {f.name: hints[f.type] for f in dataclasses.fields(Settings) if f.type in hints}
+
+
+def load(environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings from ``environ`` (default: ``os.environ``)."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, object] = {}
+    for name, target in _field_types().items():
+        raw = environ.get(f"{ENV_PREFIX}{name.upper()}")
+        if raw is not None and raw != "":
+            values[name] = _convert(name, raw, target)
+    topic_values = {}
+    for topic_field in dataclasses.fields(Topics):
+        raw = environ.get(f"{ENV_PREFIX}TOPIC_{topic_field.name.upper()}")
+        if raw:
+            topic_values[topic_field.name] = raw
+    settings = Settings(**values, topics=Topics(**topic_values))
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    ports = {
+        "kafka_port": settings.kafka_port,
+        "kafka_controller_port": settings.kafka_controller_port,
+        "hbase_thrift_port": settings.hbase_thrift_port,
+        "hbase_zookeeper_port": settings.hbase_zookeeper_port,
+        "hbase_master_port": settings.hbase_master_port,
+        "hbase_regionserver_port": settings.hbase_regionserver_port,
+        "api_port": settings.api_port,
+        "jupyter_port": settings.jupyter_port,
+    }
+    for name, port in ports.items():
+        if not 0 < port < 65536:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()}={port} is not a TCP port (1-65535)")
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()} and {ENV_PREFIX}{seen[port].upper()} "
+                f"both use port {port}"
+            )
+        seen[port] = name
+    if settings.mode not in MODES:
+        raise SettingsError(f"{ENV_PREFIX}MODE={settings.mode!r}: use one of {', '.join(MODES)}")
+    if settings.kafka_partitions < 1:
+        raise SettingsError(f"{ENV_PREFIX}KAFKA_PARTITIONS must be at least 1")
+
+
+@functools.cache
+def settings() -> Settings:
+    """The settings of this process (read once from the environment)."""
+    return load()
