@@ -505,6 +505,8 @@ class JupyterLab(Service):
             "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={NOTEBOOKS_DIR}",
             f"--IdentityProvider.token={self.token(settings)}",
+            # Containers and CI machines often run as root; JupyterLab refuses that by default.
+            *(["--allow-root"] if os.geteuid() == 0 else []),
         ]  # fmt: skip
 
     def log_file(self, settings: Settings) -> Path:

@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import socket
+import urllib.request
 
 import pytest
 
@@ -25,11 +26,26 @@ def test_up_twice_is_harmless_and_status_tells_the_truth(stack):
     assert all(row.state == "ready" for row in after.values())
 
 
+def _start_jupyter_with_a_kernel(settings) -> None:
+    services.start(services.JUPYTER, settings)
+    services.wait_ready(services.JUPYTER, settings, timeout=120)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.jupyter_port}/api/kernels",
+        method="POST",
+        headers={"Authorization": f"token {services.JUPYTER.token(settings)}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 201
+
+
 def test_down_leaves_no_process_of_ours_then_up_again(stack):
+    _start_jupyter_with_a_kernel(stack)
+    # JupyterLab, its kernel and the three servers: at least five processes of ours.
+    assert len(services.lab_processes(stack)) >= 5
     try:
         services.down(stack, progress=lambda message: None)
         assert services.lab_processes(stack) == []
-        for row in _stack_status(stack).values():
+        for row in services.status(stack):
             assert (row.pid, row.ready, row.state) == (None, False, "stopped")
             for port in row.ports.values():
                 assert not services.port_open("localhost", port), f"{row.service} port {port}"
