@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars up down status lab test lint clean
+.PHONY: help install jars up down status lab demo test lint clean
 
 help:
 	@echo "make lab     install, start Kafka + HBase, open JupyterLab on notebooks/"
 	@echo "make test    install, start the services, run every test and notebook, stop"
 	@echo "make down    stop every process of the lab"
 	@echo "make status  show the services"
+	@echo "make demo    30 simulated days through Kafka, Flink and HBase (labkit run)"
 	@echo "make lint    ruff"
 
 $(BIN)/python:
@@ -41,6 +42,9 @@ status: install
 
 lab: up
 	$(LABKIT) lab
+
+demo: up
+	$(LABKIT) run --days 30
 
 lint: install
 	$(BIN)/ruff check labkit tests

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from labkit import config, kafka, services
+from labkit import config, hbase, kafka, pipeline, sensors, services
 from labkit.services import ServiceError
 
 
@@ -82,6 +82,37 @@ def _probe(args: argparse.Namespace) -> int:
     return 0 if ready else 1
 
 
+def _run(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    scenario = sensors.Scenario(days=args.days, seed=args.seed)
+    if not args.json:
+        print(f"A fresh run of {args.days:g} simulated days (seed {args.seed}) through the lab.")
+    summary = pipeline.run(settings, scenario, show=not args.json)
+    print(summary.to_json() if args.json else summary)
+    return 0
+
+
+def _write(args: argparse.Namespace) -> int:
+    """Run the HBase writers in the foreground (Ctrl-C stops them)."""
+    settings = config.settings()
+    writers = hbase.Writers(settings).start()
+    try:
+        if args.drain:
+            stats = writers.finish()
+        else:
+            print("Writing Kafka -> HBase; Ctrl-C stops.")
+            while True:
+                writers.stop.wait(1.0)
+                if writers.stop.is_set():
+                    break
+            stats = writers.shutdown()
+    except KeyboardInterrupt:
+        stats = writers.shutdown()
+    for kind, stat in stats.items():
+        print(f"{kind:<8} {stat.rows:>9,} rows in {stat.batches} batches ({stat.retries} retries)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labkit", description="Run the iotlab IoT streaming lab (Kafka, Flink, HBase)."
@@ -104,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--yes", action="store_true", help="confirm the wipe")
     add("jars", _jars, "download the servers' jars with Maven (done by `up` when needed)")
     add("lab", _lab, "start JupyterLab on notebooks/ and print its URL")
+    run = add("run", _run, "simulate N days as fast as possible through Kafka, Flink and HBase")
+    run.add_argument("--days", type=float, default=30, help="simulated days (default 30)")
+    run.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    write = add("write", _write, "copy the output topics into HBase (the writers)")
+    write.add_argument("--drain", action="store_true", help="stop once the topics are copied")
     serve = add("serve", _serve, "run one service in the foreground (used in containers)")
     serve.add_argument("service", help=f"one of: {services.names()}")
     probe = add("probe", _probe, "exit 0 when a service answers through its client")

@@ -35,6 +35,7 @@ class Topics:
 
 
 MODES = ("embedded", "external")
+FLINK_MODES = ("local", "remote")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class Settings:
 
     flink_heap: str = "1024m"
     flink_parallelism: int = 1
+    # "local": the job runs in Flink's mini-cluster inside this Python process's JVM;
+    # "remote": it is submitted with `flink run -py` to the JobManager below.
+    flink_mode: str = "local"
+    flink_jobmanager: str = "localhost:8081"
 
     api_host: str = "127.0.0.1"
     api_port: int = 5000
@@ -168,6 +173,10 @@ def _validate(settings: Settings) -> None:
         seen[port] = name
     if settings.mode not in MODES:
         raise SettingsError(f"{ENV_PREFIX}MODE={settings.mode!r}: use one of {', '.join(MODES)}")
+    if settings.flink_mode not in FLINK_MODES:
+        raise SettingsError(
+            f"{ENV_PREFIX}FLINK_MODE={settings.flink_mode!r}: use one of {', '.join(FLINK_MODES)}"
+        )
     if settings.kafka_partitions < 1:
         raise SettingsError(f"{ENV_PREFIX}KAFKA_PARTITIONS must be at least 1")
 

@@ -1,19 +1,45 @@
-"""The broker layer: Kafka topics, producers and consumers, through confluent-kafka."""
+"""The broker layer: Kafka topics, a batched producer, consumers and statistics.
+
+Everything goes through confluent-kafka (librdkafka), the way its own examples do it: the
+producer queues messages and is polled for delivery reports now and then, never once per
+message; consumers read in batches.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from labkit.config import Settings
 
 log = logging.getLogger(__name__)
 
+# The lab's topics keep every message: sensors stamp records with simulated time (often years
+# ago), which time-based retention would delete at once.
+TOPIC_CONFIG = {
+    "retention.ms": "-1",
+    # Simulated clocks may run ahead of the wall clock; the broker must not refuse those records.
+    "message.timestamp.after.max.ms": str(2**63 - 1),
+}
+
+
+class DeliveryError(RuntimeError):
+    """Some messages could not be delivered to Kafka."""
+
 
 def admin(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+
+
+def topic_partitions(settings: Settings, topic: str) -> int:
+    """How many partitions the lab gives a topic: ``input`` has one (see docs/architecture.md)."""
+    return 1 if topic == settings.topics.input else settings.kafka_partitions
 
 
 def ensure_topics(
@@ -26,13 +52,17 @@ def ensure_topics(
     missing = [name for name in wanted if name not in existing]
     if not missing:
         return []
-    count = partitions or settings.kafka_partitions
-    futures = client.create_topics(
-        [NewTopic(name, num_partitions=count, replication_factor=1) for name in missing],
-        operation_timeout=30,
-    )
+    new_topics = [
+        NewTopic(
+            name,
+            num_partitions=partitions or topic_partitions(settings, name),
+            replication_factor=1,
+            config=TOPIC_CONFIG,
+        )
+        for name in missing
+    ]
     created = []
-    for name, future in futures.items():
+    for name, future in client.create_topics(new_topics, operation_timeout=30).items():
         try:
             future.result()
             created.append(name)
@@ -44,7 +74,7 @@ def ensure_topics(
 
 
 def delete_topics(settings: Settings, topics: list[str]) -> None:
-    """Delete topics (missing ones are ignored)."""
+    """Delete topics (missing ones are ignored) and wait until the broker has forgotten them."""
     client = admin(settings)
     existing = set(client.list_topics(timeout=10).topics)
     doomed = [name for name in topics if name in existing]
@@ -56,3 +86,275 @@ def delete_topics(settings: Settings, topics: list[str]) -> None:
         except KafkaException as error:
             if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise
+    deadline = time.monotonic() + 30
+    while set(doomed) & set(client.list_topics(timeout=10).topics):
+        if time.monotonic() > deadline:
+            raise DeliveryError(f"Kafka did not finish deleting {doomed}")
+        time.sleep(0.2)
+
+
+def recreate_topics(settings: Settings, topics: list[str] | None = None) -> None:
+    """Empty topics by deleting and creating them again (a fresh run of the pipeline)."""
+    wanted = settings.topics.all() if topics is None else topics
+    delete_topics(settings, wanted)
+    # Creation right after deletion can race with the broker's cleanup: retry briefly.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            ensure_topics(settings, wanted)
+            return
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------------------
+# Producing
+# --------------------------------------------------------------------------------------
+
+
+class BatchProducer:
+    """A producer that batches: it polls for delivery reports every ``poll_every`` messages.
+
+    ``delivered`` and ``failed`` count the delivery reports; ``flush()`` waits for all of
+    them and raises ``DeliveryError`` if any message failed.
+    """
+
+    def __init__(self, settings: Settings, poll_every: int = 1000, **config: object) -> None:
+        self.producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "linger.ms": 20,
+                "batch.size": 1_000_000,
+                "compression.type": "lz4",
+                "enable.idempotence": True,  # retries never duplicate or reorder a message
+                **config,
+            }
+        )
+        self.poll_every = poll_every
+        self.sent = 0
+        self.delivered = 0
+        self.failed = 0
+        self.errors: list[str] = []
+
+    def _on_delivery(self, error: KafkaError | None, message: object) -> None:
+        if error is None:
+            self.delivered += 1
+        else:
+            self.failed += 1
+            if len(self.errors) < 10:
+                self.errors.append(str(error))
+
+    def send(
+        self, topic: str, value: bytes | None, key: bytes | None = None, timestamp_ms: int = 0
+    ) -> None:
+        """Queue one message; ``timestamp_ms`` 0 lets Kafka stamp it with the current time."""
+        while True:
+            try:
+                self.producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    timestamp=timestamp_ms,
+                    on_delivery=self._on_delivery,
+                )
+                break
+            except BufferError:
+                # The local queue is full: let librdkafka send and report, then retry.
+                self.producer.poll(0.1)
+        self.sent += 1
+        if self.sent % self.poll_every == 0:
+            self.producer.poll(0)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        remaining = self.producer.flush(timeout)
+        if remaining:
+            raise DeliveryError(f"{remaining} messages still undelivered after {timeout:.0f} s")
+        if self.failed:
+            raise DeliveryError(
+                f"{self.failed} of {self.sent} messages failed; first errors: {self.errors}"
+            )
+
+
+def produce_readings(
+    settings: Settings,
+    readings: Iterable,
+    topic: str | None = None,
+    on_progress: Callable[[int, object], None] | None = None,
+    every: int = 5000,
+) -> int:
+    """Send sensor readings (``labkit.sensors.Reading``) to ``input``; return how many.
+
+    Each message is keyed by its sensor and stamped with its simulated send time.
+    ``on_progress(sent, last_reading)`` is called every ``every`` messages and at the end.
+    """
+    producer = BatchProducer(settings)
+    target = topic or settings.topics.input
+    reading = None
+    for reading in readings:
+        producer.send(
+            target, reading.message(), reading.sensor.encode(), timestamp_ms=reading.sent_at_ms
+        )
+        if on_progress and producer.sent % every == 0:
+            on_progress(producer.sent, reading)
+    producer.flush()
+    if on_progress and reading is not None:
+        on_progress(producer.sent, reading)
+    return producer.sent
+
+
+# --------------------------------------------------------------------------------------
+# Consuming
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+def to_record(message) -> Record:
+    return Record(
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        message.timestamp()[1],
+        message.key(),
+        message.value(),
+    )
+
+
+def consumer(settings: Settings, group: str | None = None, **config: object) -> Consumer:
+    """A consumer that starts at the earliest offset and commits only when told to."""
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": group or f"labkit-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **config,
+        }
+    )
+
+
+def checked(messages: list) -> list:
+    """The messages of a consume() call, raising on errors (end-of-partition events aside)."""
+    for message in messages:
+        error = message.error()
+        if error is not None and error.code() != KafkaError._PARTITION_EOF:
+            raise KafkaException(error)
+    return [m for m in messages if m.error() is None]
+
+
+def read(
+    settings: Settings,
+    topic: str,
+    limit: int | None = None,
+    idle: float = 2.0,
+    group: str | None = None,
+    timeout: float = 120.0,
+) -> list[Record]:
+    """Read ``topic`` from its beginning: stop after ``limit`` records, or once nothing new
+    arrived for ``idle`` seconds, or after ``timeout`` seconds."""
+    reader = consumer(settings, group)
+    reader.subscribe([topic])
+    records: list[Record] = []
+    started = last_seen = time.monotonic()
+    try:
+        while limit is None or len(records) < limit:
+            wanted = 10_000 if limit is None else min(10_000, limit - len(records))
+            batch = checked(reader.consume(num_messages=wanted, timeout=0.5))
+            now = time.monotonic()
+            if batch:
+                records.extend(to_record(m) for m in batch)
+                last_seen = now
+            elif now - last_seen > idle or now - started > timeout:
+                break
+    finally:
+        reader.close()
+    return records
+
+
+def peek(settings: Settings, topic: str, last: int = 5) -> list[Record]:
+    """The newest ``last`` records of each partition of ``topic``, without joining a group."""
+    reader = consumer(settings)
+    try:
+        metadata = reader.list_topics(topic, timeout=10).topics[topic]
+        assignment = []
+        for partition in metadata.partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            assignment.append(TopicPartition(topic, partition, max(low, high - last)))
+        reader.assign(assignment)
+        expected = sum(
+            min(last, high - low)
+            for tp in assignment
+            for low, high in [reader.get_watermark_offsets(tp, timeout=10)]
+        )
+        records: list[Record] = []
+        deadline = time.monotonic() + 10
+        while len(records) < expected and time.monotonic() < deadline:
+            records.extend(to_record(m) for m in checked(reader.consume(expected, timeout=0.5)))
+    finally:
+        reader.close()
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+# --------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionOffsets:
+    topic: str
+    partition: int
+    low: int  # the oldest offset still stored
+    high: int  # the offset the next message will get
+    committed: int | None = None  # the group's committed offset, if a group was asked
+    lag: int | None = None  # high - committed: what the group has not processed yet
+
+    @property
+    def messages(self) -> int:
+        return self.high - self.low
+
+
+def offsets(settings: Settings, topic: str, group: str | None = None) -> list[PartitionOffsets]:
+    """Per partition: the stored offset range and, for a consumer group, its commit and lag."""
+    reader = consumer(settings, group or f"labkit-stats-{uuid.uuid4().hex[:8]}")
+    try:
+        metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise KafkaException(f"Unknown topic {topic!r}")
+        partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
+        committed = {}
+        if group is not None:
+            committed = {tp.partition: tp.offset for tp in reader.committed(partitions, timeout=10)}
+        result = []
+        for tp in partitions:
+            low, high = reader.get_watermark_offsets(tp, timeout=10)
+            if group is None:
+                result.append(PartitionOffsets(topic, tp.partition, low, high))
+                continue
+            done = committed.get(tp.partition)
+            done = done if done is not None and done >= 0 else None  # negative: nothing committed
+            lag = high - (low if done is None else done)
+            result.append(PartitionOffsets(topic, tp.partition, low, high, done, lag))
+        return result
+    finally:
+        reader.close()
+
+
+def message_count(settings: Settings, topic: str) -> int:
+    """How many messages the topic holds."""
+    return sum(p.messages for p in offsets(settings, topic))
+
+
+def group_lag(settings: Settings, group: str, topic: str) -> int:
+    """How many messages of ``topic`` the consumer group has not committed yet."""
+    return sum(p.lag or 0 for p in offsets(settings, topic, group))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
-from labkit import config, kafka, services
-from labkit.config import Settings
+from labkit import config, hbase, kafka, services
+from labkit.config import Settings, Topics
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +30,34 @@ def stack(settings: Settings) -> Settings:
 def unique() -> str:
     """A short unique suffix, so that tests never share a topic, table or consumer group."""
     return uuid.uuid4().hex[:10]
+
+
+@contextlib.contextmanager
+def own_topics_and_tables(settings: Settings) -> Iterator[Settings]:
+    """The lab's settings with topics and tables of a test's own, removed afterwards."""
+    suffix = uuid.uuid4().hex[:10]
+    topics = Topics(*(f"{name}_{suffix}" for name in settings.topics.all()))
+    mine = dataclasses.replace(settings, topics=topics, hbase_table_prefix=f"t{suffix}")
+    kafka.ensure_topics(mine)
+    hbase.ensure_tables(mine)
+    try:
+        yield mine
+    finally:
+        kafka.delete_topics(mine, mine.topics.all())
+        hbase.drop_tables(mine)
+
+
+@pytest.fixture
+def isolated(stack: Settings) -> Iterator[Settings]:
+    """Settings whose topics and tables belong to this test alone."""
+    with own_topics_and_tables(stack) as mine:
+        yield mine
+
+
+def table_rows(settings: Settings, kind: str) -> dict[bytes, dict[bytes, bytes]]:
+    """Every row of one of the lab's tables (tests only: a full scan)."""
+    connection = hbase.connect(settings)
+    try:
+        return dict(connection.table(hbase.table_name(settings, kind)).scan())
+    finally:
+        connection.close()

@@ -1,0 +1,272 @@
+"""The data-creation layer: ten simulated building sensors, as in the original system.
+
+Simulated time advances in ticks of 15 minutes. At every tick the simulator *sends* what the
+building's sensors measured:
+
+* the interval sensors (TH1, TH2, HVAC1, HVAC2, MiAC1, MiAC2, W1) one reading each, stamped
+  at the tick;
+* at a day's end, the two cumulative meters (Etot, Wtot), stamped at the day's last second;
+* the movement events (MOV1) of the 15 minutes that just ended, stamped at their instant, so
+  they arrive up to 15 minutes out of order;
+* now and then a W1 reading stamped 2 or 10 days in the past: a late event. The sensor does not
+  know it is late; Flink decides.
+
+Every message goes to the ``input`` topic as the original's JSON, keyed by the sensor's name,
+with the simulated send time as the Kafka record timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+TICK = timedelta(minutes=15)
+TICKS_PER_DAY = 96
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True)
+class Sensor:
+    """One sensor of the catalogue."""
+
+    name: str
+    kind: str  # "interval" (every tick), "meter" (daily, cumulative) or "event" (MOV1)
+    aggregate: str  # the daily aggregate Flink computes: AVG, SUM or DIFF
+    unit: str
+    description: str
+    low: float = 0.0  # the simulated distribution (interval sensors) ...
+    high: float = 0.0
+    daily_growth: float = 0.0  # ... or the meter's mean daily growth and its spread
+    growth_spread: float = 0.0
+    # The values the device can physically report; anything outside is invalid input.
+    valid_min: float = float("-inf")
+    valid_max: float = float("inf")
+    # For a meter: the sensors that measure parts of what it counts. Its daily "rest" is
+    # its daily difference minus their daily sums (energy not accounted for; water leaked).
+    parts: tuple[str, ...] = ()
+
+
+def _interval(name: str, aggregate: str, unit: str, what: str, low: float, high: float,
+              valid: tuple[float, float]) -> Sensor:  # fmt: skip
+    return Sensor(name, "interval", aggregate, unit, what, low, high,
+                  valid_min=valid[0], valid_max=valid[1])  # fmt: skip
+
+
+CATALOGUE: tuple[Sensor, ...] = (
+    # Temperatures are simulated in 12-35 °C; the devices measure -40..85 °C.
+    _interval("TH1", "AVG", "°C", "temperature", 12, 35, valid=(-40, 85)),
+    _interval("TH2", "AVG", "°C", "temperature", 12, 35, valid=(-40, 85)),
+    # Energy and water per 15 minutes: a device cannot exceed its rating.
+    _interval("HVAC1", "SUM", "Wh", "air conditioning", 0, 100, valid=(0, 100)),
+    _interval("HVAC2", "SUM", "Wh", "air conditioning", 0, 200, valid=(0, 200)),
+    _interval("MiAC1", "SUM", "Wh", "other appliances", 0, 150, valid=(0, 150)),
+    _interval("MiAC2", "SUM", "Wh", "other appliances", 0, 200, valid=(0, 200)),
+    _interval("W1", "SUM", "m³", "water consumption", 0, 1, valid=(0, 1)),
+    Sensor("Etot", "meter", "DIFF", "Wh", "total energy meter (cumulative)",
+           daily_growth=2600 * 24, growth_spread=1000, valid_min=0,
+           parts=("HVAC1", "HVAC2", "MiAC1", "MiAC2")),
+    Sensor("Wtot", "meter", "DIFF", "m³", "total water meter (cumulative)",
+           daily_growth=100, growth_spread=10, valid_min=0, parts=("W1",)),
+    Sensor("MOV1", "event", "SUM", "events", "movement detector", valid_min=1, valid_max=1),
+)  # fmt: skip
+
+SENSORS: dict[str, Sensor] = {sensor.name: sensor for sensor in CATALOGUE}
+
+LATE_SENSOR = "W1"  # the sensor whose readings sometimes arrive days late
+
+
+def daily_metrics() -> dict[str, str]:
+    """Every daily metric and its kind, named as in the original's Grafana dashboard.
+
+    AVG and SUM metrics carry the sensor's name; each meter adds its daily difference
+    (``Etot_DailyDiff``) and its rest (``Etot_AggDayRest``: energy the parts do not explain;
+    ``Wtot_AggDayRest``: the water leak).
+    """
+    metrics = {}
+    for sensor in CATALOGUE:
+        if sensor.kind == "meter":
+            metrics[diff_metric(sensor.name)] = "DIFF"
+            metrics[rest_metric(sensor.name)] = "REST"
+        else:
+            metrics[sensor.name] = sensor.aggregate
+    return metrics
+
+
+def diff_metric(meter: str) -> str:
+    return f"{meter}_DailyDiff"
+
+
+def rest_metric(meter: str) -> str:
+    return f"{meter}_AggDayRest"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One message as the sensor sends it."""
+
+    sensor: str
+    value: float
+    timestamp: datetime  # when it was measured (m_timestamp)
+    sent_at: datetime  # when it was sent: the Kafka record timestamp
+
+    def message(self) -> bytes:
+        """The original's JSON message."""
+        return json.dumps(
+            {
+                "m_name": self.sensor,
+                "m_value": self.value,
+                "m_timestamp": self.timestamp.strftime(TIMESTAMP_FORMAT),
+            }
+        ).encode()
+
+    @property
+    def sent_at_ms(self) -> int:
+        return int((self.sent_at - EPOCH).total_seconds() * 1000)
+
+
+EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The knobs of a simulation (the notebook sliders turn these)."""
+
+    days: float = 30
+    start: datetime = datetime(2024, 1, 1)
+    seed: int = 42
+    # Sensors switched off; and, per interval sensor, one reading every `every` ticks.
+    disabled: frozenset[str] = frozenset()
+    every: dict[str, int] = field(default_factory=dict)
+    movements_per_day: int = 5
+    # One late W1 reading, stamped 2 (10) days in the past, every N ticks; 0 switches it off.
+    late_2d_every: int = 20
+    late_10d_every: int = 120
+
+    def __post_init__(self) -> None:
+        unknown = (set(self.disabled) | set(self.every)) - set(SENSORS)
+        if unknown:
+            raise ValueError(f"Unknown sensors {sorted(unknown)}; the sensors are {list(SENSORS)}")
+        if self.days <= 0:
+            raise ValueError("days must be positive")
+        if not 0 <= self.movements_per_day <= TICKS_PER_DAY:
+            raise ValueError(f"movements_per_day must be between 0 and {TICKS_PER_DAY}")
+        for name, period in self.every.items():
+            if period < 1:
+                raise ValueError(f"every[{name!r}] must be at least 1 tick")
+        if self.late_2d_every < 0 or self.late_10d_every < 0:
+            raise ValueError("late-event periods must be 0 (off) or positive")
+
+    @property
+    def ticks(self) -> int:
+        return round(self.days * TICKS_PER_DAY)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.ticks * TICK
+
+    def enabled(self, name: str) -> bool:
+        return name not in self.disabled
+
+    def with_changes(self, **changes: object) -> Scenario:
+        return replace(self, **changes)
+
+
+def simulate(scenario: Scenario) -> Iterator[Reading]:
+    """Every message of the scenario, in the order the sensors send them.
+
+    The same scenario (and seed) always yields the same messages.
+    """
+    rng = random.Random(scenario.seed)
+    meters = {
+        name: _initial_meter(rng, SENSORS[name])
+        for name in ("Etot", "Wtot")
+        if scenario.enabled(name)
+    }
+    movements: dict[int, list[datetime]] = {}  # tick -> instants of MOV1 in that tick's slot
+    interval = [s for s in CATALOGUE if s.kind == "interval" and scenario.enabled(s.name)]
+
+    for tick in range(scenario.ticks + 1):
+        now = scenario.start + tick * TICK
+        last_tick = tick == scenario.ticks
+
+        # Cumulative meters at each day boundary; at the start, their reading of the day before.
+        if tick % TICKS_PER_DAY == 0:
+            for name in meters:
+                if tick > 0:
+                    sensor = SENSORS[name]
+                    meters[name] += sensor.daily_growth + rng.uniform(
+                        -sensor.growth_spread, sensor.growth_spread
+                    )
+                yield Reading(name, meters[name], now - timedelta(seconds=1), now)
+            if not last_tick and scenario.enabled("MOV1"):
+                movements.update(_plan_movements(rng, scenario, tick))
+
+        # Movements detected in the 15 minutes that just ended.
+        for instant in movements.pop(tick - 1, []):
+            yield Reading("MOV1", 1.0, instant, now)
+
+        if last_tick:
+            break
+
+        for sensor in interval:
+            if tick % scenario.every.get(sensor.name, 1) == 0:
+                yield Reading(sensor.name, rng.uniform(sensor.low, sensor.high), now, now)
+
+        if scenario.enabled(LATE_SENSOR) and tick > 0:
+            w1 = SENSORS[LATE_SENSOR]
+            for period, days_back in ((scenario.late_2d_every, 2), (scenario.late_10d_every, 10)):
+                if period and tick % period == 0:
+                    stamped = now - timedelta(days=days_back)
+                    yield Reading(LATE_SENSOR, rng.uniform(w1.low, w1.high), stamped, now)
+
+
+def _initial_meter(rng: random.Random, sensor: Sensor) -> float:
+    # A meter installed long ago: its reading is somewhere between 10 and 100 days of growth.
+    return rng.uniform(10, 100) * sensor.daily_growth
+
+
+def _plan_movements(rng: random.Random, scenario: Scenario, day_tick: int) -> dict[int, list]:
+    """The day's MOV1 events: distinct 15-minute slots, each at a random second inside."""
+    slots = sorted(rng.sample(range(TICKS_PER_DAY), scenario.movements_per_day))
+    day_start = scenario.start + day_tick * TICK
+    return {
+        day_tick + slot: [day_start + slot * TICK + timedelta(seconds=rng.randrange(900))]
+        for slot in slots
+    }
+
+
+def count(scenario: Scenario) -> int:
+    """How many messages the scenario sends (without keeping them)."""
+    return sum(1 for _ in simulate(scenario))
+
+
+def paced(
+    readings: Iterator[Reading],
+    speed: float | None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Reading]:
+    """Release readings in real time: ``speed`` simulated seconds per wall second.
+
+    ``speed=None`` releases them as fast as possible; ``speed=900`` sends one tick (15
+    simulated minutes) per second, as the original did.
+    """
+    if speed is None:
+        yield from readings
+        return
+    if speed <= 0:
+        raise ValueError("speed must be positive (simulated seconds per wall second) or None")
+    started_wall = clock()
+    first_sent: datetime | None = None
+    for reading in readings:
+        if first_sent is None:
+            first_sent = reading.sent_at
+        due = (reading.sent_at - first_sent).total_seconds() / speed
+        wait = due - (clock() - started_wall)
+        if wait > 0:
+            sleep(wait)
+        yield reading
