@@ -13,10 +13,12 @@ from labkit.services import ServiceError
 
 def _up(args: argparse.Namespace) -> int:
     settings = config.settings()
-    services.up(settings)
+    services.up(settings, flink_cluster=args.flink_cluster)
     created = kafka.ensure_topics(settings)
     topics = ", ".join(settings.topics.all())
     print(f"Topics: {topics}" + (f" (created {', '.join(created)})" if created else ""))
+    if args.flink_cluster:
+        print(f"Flink dashboard: http://{settings.flink_jobmanager} (for LABKIT_FLINK_MODE=remote)")
     print("The lab is up. `labkit status` shows it; `labkit down` stops it.")
     return 0
 
@@ -35,7 +37,7 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print(f"{'service':<9} {'state':<9} {'pid':>7}  ports")
         for row in rows:
-            ports = ", ".join(f"{role} {port}" for role, port in row.ports.items())
+            ports = ", ".join(f"{role} {port}" for role, port in row.ports.items()) or "-"
             print(f"{row.service:<9} {row.state:<9} {row.pid or '-':>7}  {ports}")
     stack = {service.name for service in services.STACK}
     return 0 if all(row.ready for row in rows if row.service in stack) else 3
@@ -124,7 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    add("up", _up, "start Kafka, HBase and its Thrift server, and create the topics")
+    up = add("up", _up, "start Kafka, HBase and its Thrift server, and create the topics")
+    up.add_argument(
+        "--flink-cluster", action="store_true", help="also start a standalone Flink cluster"
+    )
     add("down", _down, "stop every process of the lab")
     add("status", _status, "show each service, its pid, its ports and whether it is ready")
     commands.choices["status"].add_argument("--json", action="store_true", help="print JSON")

@@ -68,6 +68,9 @@ class Settings:
     # "remote": it is submitted with `flink run -py` to the JobManager below.
     flink_mode: str = "local"
     flink_jobmanager: str = "localhost:8081"
+    # Process sizes of the optional standalone cluster (`labkit up --flink-cluster`).
+    flink_jobmanager_memory: str = "768m"
+    flink_taskmanager_memory: str = "1024m"
 
     api_host: str = "127.0.0.1"
     api_port: int = 5000
@@ -179,6 +182,17 @@ def _validate(settings: Settings) -> None:
         )
     if settings.kafka_partitions < 1:
         raise SettingsError(f"{ENV_PREFIX}KAFKA_PARTITIONS must be at least 1")
+
+
+def to_environment(settings: Settings) -> dict[str, str]:
+    """The ``LABKIT_*`` variables that make ``load()`` rebuild these settings in another process."""
+    environ = {
+        f"{ENV_PREFIX}{name.upper()}": str(getattr(settings, name)) for name in _field_types()
+    }
+    for topic_field in dataclasses.fields(Topics):
+        value = getattr(settings.topics, topic_field.name)
+        environ[f"{ENV_PREFIX}TOPIC_{topic_field.name.upper()}"] = value
+    return environ
 
 
 @functools.cache

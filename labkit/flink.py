@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -580,6 +581,33 @@ def start_pipeline(settings: Settings, bounded: bool) -> RunningJob:
     return RunningJob(statement_set.execute())
 
 
+def run_bounded(settings: Settings, poll: Callable[[], None] | None = None) -> None:
+    """Run the job over what ``input`` holds now, on the mini-cluster or the remote cluster
+    (LABKIT_FLINK_MODE); ``poll()`` is called about once a second until it ends."""
+    if settings.flink_mode == "local":
+        start_pipeline(settings, bounded=True).wait(poll)
+        return
+    outcome: list[BaseException | None] = []
+
+    def submit() -> None:
+        try:
+            submit_remote(settings, bounded=True)
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - raised again below
+            outcome.append(error)
+
+    worker = threading.Thread(target=submit, name="flink-run", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        if poll is not None:
+            poll()
+        worker.join(1.0)
+    if poll is not None:
+        poll()
+    if outcome and outcome[0] is not None:
+        raise outcome[0]
+
+
 def flink_cli() -> Path:
     import pyflink
 
@@ -587,18 +615,35 @@ def flink_cli() -> Path:
 
 
 def submit_remote(settings: Settings, bounded: bool) -> subprocess.CompletedProcess:
-    """Submit the pipeline to a Flink cluster with ``flink run -py`` (LABKIT_FLINK_MODE=remote)."""
+    """Submit the pipeline to a Flink cluster with ``flink run -py`` (LABKIT_FLINK_MODE=remote).
+
+    The job is built by this very module in a client process (``main`` below), from the same
+    settings, passed on as LABKIT_* variables. A bounded job is waited for; a live one detached.
+    """
+    from labkit import config
+
     command = [
         str(flink_cli()), "run",
         "-m", settings.flink_jobmanager,
         *([] if bounded else ["--detached"]),
         "--jarfile", str(connector_jar(settings)),
+        "-pyclientexec", sys.executable,
         "-pyexec", sys.executable,
         "-py", str(Path(__file__)),
         *(["--bounded"] if bounded else []),
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    env = {
+        **os.environ,
+        **config.to_environment(settings),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ServiceError(
+            f"`flink run` against {settings.flink_jobmanager} failed:\n"
+            + "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
+        )
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:

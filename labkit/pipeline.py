@@ -94,14 +94,14 @@ def run(settings: Settings, scenario: sensors.Scenario, show: bool = True) -> Su
     writers = hbase.Writers(settings).start()
     try:
         mark = time.monotonic()
-        job = flink.start_pipeline(settings, bounded=True)
-        with tqdm(total=events, unit="msg", desc="Flink job", disable=not show) as bar:
+        desc = f"Flink job ({settings.flink_mode})"
+        with tqdm(total=events, unit="msg", desc=desc, disable=not show) as bar:
 
             def poll() -> None:
                 bar.n = _classified(settings)
                 bar.refresh()
 
-            job.wait(poll=poll if show else None)
+            flink.run_bounded(settings, poll if show else None)
         stages["flink"] = time.monotonic() - mark
 
         mark = time.monotonic()

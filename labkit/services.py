@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -36,6 +37,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import psutil
+import yaml
 
 from labkit.config import PROJECT_ROOT, Settings
 
@@ -212,6 +214,10 @@ class Service:
 
     def prepare(self, settings: Settings) -> None:
         """Write configuration and initialise storage before a start."""
+
+    def environment(self, settings: Settings) -> dict[str, str]:
+        """Extra environment variables for the process."""
+        return {}
 
     def is_ready(self, settings: Settings) -> bool:
         raise NotImplementedError
@@ -521,13 +527,114 @@ class JupyterLab(Service):
             return False
 
 
+def _flink_home() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).parent
+
+
+@dataclass(frozen=True)
+class FlinkProcess(Service):
+    """A process of a standalone Flink cluster, run from PyFlink's own Flink distribution.
+
+    Optional (``labkit up --flink-cluster``): with LABKIT_FLINK_MODE=remote the pipeline is
+    submitted to it with ``flink run -py``, and its dashboard shows the running job.
+    """
+
+    script: str = ""  # jobmanager.sh or taskmanager.sh
+
+    def conf_dir(self, settings: Settings) -> Path:
+        return settings.conf_dir / "flink"
+
+    def rest_port(self, settings: Settings) -> int:
+        return int(settings.flink_jobmanager.rsplit(":", 1)[1])
+
+    def environment(self, settings: Settings) -> dict[str, str]:
+        return {
+            "FLINK_CONF_DIR": str(self.conf_dir(settings)),
+            "FLINK_LOG_DIR": str(settings.logs_dir / "flink-cluster"),
+            "JAVA_HOME": str(Path(check_java()).resolve().parent.parent),
+        }
+
+    def command(self, settings: Settings, console_logs: bool = False) -> list[str]:
+        return ["bash", str(_flink_home() / "bin" / self.script), "start-foreground"]
+
+    def prepare(self, settings: Settings) -> None:
+        conf = self.conf_dir(settings)
+        conf.mkdir(parents=True, exist_ok=True)
+        (settings.logs_dir / "flink-cluster").mkdir(parents=True, exist_ok=True)
+        for name in ("log4j-console.properties", "log4j.properties"):
+            shutil.copy(_flink_home() / "conf" / name, conf / name)
+        local = {"bind-host": "localhost"}
+        config = {
+            "jobmanager": {
+                **local,
+                "rpc": {"address": "localhost", "port": 6123},
+                "memory": {"process": {"size": settings.flink_jobmanager_memory}},
+            },
+            "taskmanager": {
+                **local,
+                "host": "localhost",
+                "numberOfTaskSlots": 2,
+                "memory": {"process": {"size": settings.flink_taskmanager_memory}},
+            },
+            "parallelism": {"default": settings.flink_parallelism},
+            "rest": {
+                "address": "localhost",
+                "bind-address": "localhost",
+                "port": self.rest_port(settings),
+            },
+        }
+        (conf / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def log_file(self, settings: Settings) -> Path:
+        role = "standalonesession" if self.script == "jobmanager.sh" else "taskexecutor"
+        matches = sorted((settings.logs_dir / "flink-cluster").glob(f"flink-*-{role}-*.log"))
+        return matches[-1] if matches else self.console_file(settings)
+
+    def overview(self, settings: Settings) -> dict | None:
+        url = f"http://{settings.flink_jobmanager}/overview"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.loads(response.read())
+        except (OSError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class FlinkJobManager(FlinkProcess):
+    script: str = "jobmanager.sh"
+
+    def ports(self, settings: Settings) -> dict[str, int]:
+        return {"rest": self.rest_port(settings), "rpc": 6123}
+
+    def is_ready(self, settings: Settings) -> bool:
+        return self.overview(settings) is not None
+
+
+@dataclass(frozen=True)
+class FlinkTaskManager(FlinkProcess):
+    script: str = "taskmanager.sh"
+
+    def ports(self, settings: Settings) -> dict[str, int]:
+        return {}
+
+    def is_ready(self, settings: Settings) -> bool:
+        overview = self.overview(settings)
+        return bool(overview and overview.get("taskmanagers", 0) >= 1)
+
+
 KAFKA = Kafka("kafka", "Kafka broker + KRaft controller", jars="kafka", main_class="kafka.Kafka")
 HBASE = HBaseMaster("hbase", "HBase standalone: master, region server, ZooKeeper")
 THRIFT = HBaseThrift("thrift", "HBase Thrift server (happybase)")
 JUPYTER = JupyterLab("jupyter", "JupyterLab on notebooks/")
 
+FLINK_JOBMANAGER = FlinkJobManager("flink-jm", "Flink JobManager (dashboard, job submission)")
+FLINK_TASKMANAGER = FlinkTaskManager("flink-tm", "Flink TaskManager")
+
 STACK: tuple[Service, ...] = (KAFKA, HBASE, THRIFT)
-ALL: tuple[Service, ...] = (*STACK, JUPYTER)
+FLINK_CLUSTER: tuple[Service, ...] = (FLINK_JOBMANAGER, FLINK_TASKMANAGER)
+ALL: tuple[Service, ...] = (*STACK, *FLINK_CLUSTER, JUPYTER)
 
 
 def by_name(name: str) -> Service:
@@ -641,7 +748,12 @@ def start(service: Service, settings: Settings) -> int:
     service.prepare(settings)
     for folder in (settings.logs_dir, settings.run_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "LABKIT_SERVICE": service.name, "LABKIT_HOME": str(settings.home)}
+    env = {
+        **os.environ,
+        **service.environment(settings),
+        "LABKIT_SERVICE": service.name,
+        "LABKIT_HOME": str(settings.home),
+    }
     command = service.command(settings)
     console = service.console_file(settings)
     with console.open("ab") as out:
@@ -666,7 +778,12 @@ def serve(service: Service, settings: Settings) -> None:
     check_disk(settings)
     service.prepare(settings)
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "LABKIT_SERVICE": service.name, "LABKIT_HOME": str(settings.home)}
+    env = {
+        **os.environ,
+        **service.environment(settings),
+        "LABKIT_SERVICE": service.name,
+        "LABKIT_HOME": str(settings.home),
+    }
     command = service.command(settings, console_logs=True)
     os.execvpe(command[0], command, env)
 
@@ -744,25 +861,27 @@ def status(settings: Settings, services: Iterable[Service] = ALL) -> list[Status
     return result
 
 
-def up(settings: Settings, progress: Progress = print) -> None:
-    """Start Kafka, HBase and its Thrift server (idempotent) and wait until all are ready.
+def up(settings: Settings, progress: Progress = print, flink_cluster: bool = False) -> None:
+    """Start Kafka, HBase and its Thrift server (idempotent) and wait until all are ready;
+    with ``flink_cluster``, a standalone Flink cluster too.
 
     In the external mode (docker compose) nothing is started: this only waits for them.
     """
+    wanted = STACK + (FLINK_CLUSTER if flink_cluster else ())
     if settings.mode == "embedded":
         check_java()
         check_disk(settings)
         ensure_jars(settings, progress)
-        for service in STACK:
+        for service in wanted:
             if running_pid(service, settings) is None:
                 progress(f"Starting {service.name}: {service.description}...")
                 start(service, settings)
-    for service in STACK:
+    for service in wanted:
         started = time.monotonic()
         wait_ready(service, settings)
-        ports = ", ".join(str(p) for p in service.ports(settings).values())
+        ports = ", ".join(str(p) for p in service.ports(settings).values()) or "-"
         waited = time.monotonic() - started
-        progress(f"  {service.name:<7} ready on port {ports} (waited {waited:.0f} s)")
+        progress(f"  {service.name:<8} ready on port {ports} (waited {waited:.0f} s)")
 
 
 def down(settings: Settings, progress: Progress = print, timeout: float = 30.0) -> None:
