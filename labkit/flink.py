@@ -570,10 +570,19 @@ class RunningJob:
         self.result.get_job_client().cancel().result()
 
 
+def checkpoint_dir(settings: Settings) -> Path:
+    return settings.data_dir / "flink" / "checkpoints"
+
+
 def start_pipeline(settings: Settings, bounded: bool) -> RunningJob:
     """Submit the pipeline job to the local mini-cluster."""
     env = table_environment(settings)
-    env.get_config().set("pipeline.name", f"labkit pipeline ({'bounded' if bounded else 'live'})")
+    config = env.get_config()
+    config.set("pipeline.name", f"labkit pipeline ({'bounded' if bounded else 'live'})")
+    if not bounded:
+        # A live job checkpoints its windows and Kafka offsets, and can resume from them.
+        config.set("execution.checkpointing.interval", "10 s")
+        config.set("execution.checkpointing.dir", checkpoint_dir(settings).as_uri())
     declare(env, settings, bounded)
     statement_set = env.create_statement_set()
     for insert in inserts(settings).values():

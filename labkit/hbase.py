@@ -24,9 +24,10 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import happybase
 import pandas as pd
@@ -412,4 +413,80 @@ def count_rows(settings: Settings, kind: str) -> int:
         table = connection.table(table_name(settings, kind))
         return sum(1 for _ in table.scan(filter=b"KeyOnlyFilter()", batch_size=5000))
     finally:
+        connection.close()
+
+
+# --------------------------------------------------------------------------------------
+# The original's layout, for comparison: one table per sensor, scanned whole
+# --------------------------------------------------------------------------------------
+
+
+def compare_layouts(settings: Settings, readings, day: date, repeats: int = 3) -> pd.DataFrame:
+    """Time the lab's layout against the original's on the same readings (real HBase).
+
+    The original kept one table per sensor and read a sensor by scanning its whole table;
+    the lab keeps one raw table keyed ``<metric>#<time>`` and reads a time range by a range
+    scan. Both layouts are written to scratch tables, queried ``repeats`` times (best time
+    kept) and dropped. Returns one row per question and layout: rows read and seconds.
+    """
+    readings = list(readings)  # e.g. the valid on-time readings the raw table holds
+    names = sorted({r.sensor for r in readings})
+    prefix = f"{settings.hbase_table_prefix}_cmp"
+    connection = connect(settings)
+    one_table = f"{prefix}_raw"
+    per_sensor = {name: f"{prefix}_orig_{name.lower()}" for name in names}
+    try:
+        for table in (one_table, *per_sensor.values()):
+            if table.encode() in connection.tables():
+                connection.delete_table(table, disable=True)
+            connection.create_table(table, {FAMILY.decode(): {"max_versions": 1}})
+        with connection.table(one_table).batch(batch_size=5000) as batch:
+            for r in readings:
+                batch.put(
+                    f"{r.sensor}#{r.timestamp:%Y-%m-%d %H:%M:%S}".encode(),
+                    {b"d:value": _text(r.value)},
+                )
+        for name, table in per_sensor.items():
+            with connection.table(table).batch(batch_size=5000) as batch:
+                for r in (r for r in readings if r.sensor == name):
+                    batch.put(
+                        f"{r.timestamp:%Y-%m-%d %H:%M:%S}".encode(), {b"d:value": _text(r.value)}
+                    )
+        start, end = f"{day:%Y-%m-%d}", f"{day + timedelta(days=1):%Y-%m-%d}"
+
+        def lab_one(name: str) -> int:
+            scan = connection.table(one_table).scan(
+                row_start=f"{name}#{start}".encode(), row_stop=f"{name}#{end}".encode()
+            )
+            return sum(1 for _ in scan)
+
+        def original_one(name: str) -> int:
+            # As the original API did: read the whole table, keep the wanted rows afterwards.
+            rows = list(connection.table(per_sensor[name]).scan())
+            return len(rows)
+
+        questions = {
+            f"one sensor ({names[0]}), one day": lambda read: read(names[0]),
+            "all sensors, one day": lambda read: sum(read(name) for name in names),
+        }
+        layouts = {
+            "lab: one table, range scan": lab_one,
+            "original: one table per sensor, full scan": original_one,
+        }
+        results = []
+        for question, ask in questions.items():
+            for layout, read in layouts.items():
+                best, rows = float("inf"), 0
+                for _ in range(repeats):
+                    began = time.perf_counter()
+                    rows = ask(read)
+                    best = min(best, time.perf_counter() - began)
+                results.append(
+                    {"question": question, "layout": layout, "rows read": rows, "seconds": best}
+                )
+        return pd.DataFrame(results)
+    finally:
+        for table in (one_table, *per_sensor.values()):
+            if table.encode() in connection.tables():
+                connection.delete_table(table, disable=True)
         connection.close()

@@ -136,3 +136,14 @@ def _meter_metrics(
             }
         ),
     ]  # fmt: skip
+
+
+def first_open_day(messages: pd.DataFrame) -> pd.Timestamp:
+    """The first day whose windows the final watermark has not closed.
+
+    A daily window ends at the next midnight and fires once the watermark reaches it (less a
+    millisecond); in a live run that stopped, the days before the returned one are complete.
+    """
+    event_time = messages["trusted_time"].fillna(NO_TIME)
+    final_watermark = event_time.max() - WATERMARK_DELAY
+    return (final_watermark + pd.Timedelta(milliseconds=1)).floor("D")

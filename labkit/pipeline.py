@@ -1,18 +1,24 @@
 """The whole path, end to end: simulate -> Kafka -> Flink -> Kafka -> HBase.
 
 ``run`` is what ``labkit run --days N`` does: a fresh, bounded run of a simulation through every
-layer, with progress bars and a summary of what landed where.
+layer, with progress bars and a summary of what landed where. ``LiveSimulation`` and
+``LivePipeline`` run the same path live, in real (compressed) time, for the notebooks.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 
+import pandas as pd
 from tqdm.auto import tqdm
 
-from labkit import flink, hbase, kafka, sensors
+from labkit import flink, hbase, kafka, oracle, sensors
 from labkit.config import Settings
 
 
@@ -127,3 +133,187 @@ def run(settings: Settings, scenario: sensors.Scenario, show: bool = True) -> Su
         elapsed_s=elapsed,
         stages_s=stages,
     )
+
+
+class LiveSimulation:
+    """The sensors sending into Kafka in real time: ``speed`` simulated seconds per second.
+
+    It runs in a background thread until ``stop()`` (or ``seconds``, if given, have passed).
+    ``update(...)`` changes the scenario's knobs (rates, sensors off, late events) and
+    ``speed`` may be changed at any time: the notebook sliders do both while it runs.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        scenario: sensors.Scenario | None = None,
+        speed: float = 900.0,
+        keep: int = 20_000,
+        keep_all: bool = False,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive (simulated seconds per wall second)")
+        self.settings = settings
+        self.simulator = sensors.Simulator(scenario or sensors.Scenario())
+        self.speed = speed
+        self.sent = 0
+        self.per_sensor: Counter[str] = Counter()
+        self.recent: deque[sensors.Reading] = deque(maxlen=keep)
+        # Every reading sent, for an oracle check afterwards (a live run of a few weeks).
+        self.history: list[sensors.Reading] | None = [] if keep_all else None
+        self.tick = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def scenario(self) -> sensors.Scenario:
+        return self.simulator.scenario
+
+    @property
+    def simulated_now(self) -> datetime:
+        return self.scenario.start + self.tick * sensors.TICK
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def update(self, **changes: object) -> None:
+        """Change knobs of the running scenario, e.g. ``update(late_2d_every=5)``."""
+        self.simulator.scenario = replace(self.simulator.scenario, **changes)
+
+    def start(self, seconds: float | None = None) -> LiveSimulation:
+        self._thread = threading.Thread(
+            target=self._run, args=(seconds,), name="live-simulation", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> LiveSimulation:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def wait(self) -> LiveSimulation:
+        """Wait until the simulation ends by itself (``seconds`` passed)."""
+        if self._thread is not None:
+            self._thread.join()
+        return self.stop()
+
+    def _run(self, seconds: float | None) -> None:
+        producer = kafka.BatchProducer(self.settings, **{"linger.ms": 5})
+        topic = self.settings.topics.input
+        started = time.monotonic()
+        # The simulated clock is anchored to the wall clock; a speed change re-anchors it.
+        anchor_wall, anchor_tick, anchor_speed = started, 0, self.speed
+        try:
+            while not self._stop.is_set():
+                if seconds is not None and time.monotonic() - started >= seconds:
+                    break
+                if self.speed != anchor_speed:
+                    anchor_wall, anchor_tick, anchor_speed = time.monotonic(), self.tick, self.speed
+                due = (
+                    anchor_wall
+                    + (self.tick - anchor_tick) * sensors.TICK.total_seconds() / anchor_speed
+                )
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    break
+                for reading in self.simulator.tick(self.tick):
+                    producer.send(
+                        topic, reading.message(), reading.sensor.encode(), reading.sent_at_ms
+                    )
+                    self.per_sensor[reading.sensor] += 1
+                    self.recent.append(reading)
+                    if self.history is not None:
+                        self.history.append(reading)
+                    self.sent += 1
+                producer.producer.poll(0)
+                self.tick += 1
+            producer.flush()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller by stop()
+            self.error = error
+
+
+class LivePipeline:
+    """The whole pipeline live: sensors -> Kafka -> Flink (unbounded job) -> Kafka -> HBase."""
+
+    def __init__(
+        self, settings: Settings, scenario: sensors.Scenario | None = None, speed: float = 3600.0
+    ) -> None:
+        self.settings = settings
+        self.scenario = scenario or sensors.Scenario()
+        self.speed = speed
+        self.writers: hbase.Writers | None = None
+        self.job: flink.RunningJob | None = None
+        self.simulation: LiveSimulation | None = None
+
+    def start(self, fresh: bool = True) -> LivePipeline:
+        """Start the writers and the Flink job, then the sensors (a fresh run by default)."""
+        if fresh:
+            reset_data(self.settings)
+        self.writers = hbase.Writers(self.settings).start()
+        self.job = flink.start_pipeline(self.settings, bounded=False)
+        self.simulation = LiveSimulation(
+            self.settings, self.scenario, self.speed, keep_all=True
+        ).start()
+        return self
+
+    def counts(self) -> dict[str, int]:
+        """Messages sent, classified by Flink per output topic, and rows written to HBase."""
+        topics = self.settings.topics
+        counts = {"sent": self.simulation.sent if self.simulation else 0}
+        for name, topic in (
+            ("raw", topics.output_raw),
+            ("late", topics.input_late),
+            ("invalid", topics.input_invalid),
+            ("daily", topics.output_aggr),
+        ):
+            counts[name] = kafka.message_count(self.settings, topic)
+        counts["hbase rows"] = self.writers.rows if self.writers else 0
+        return counts
+
+    def stop(self, timeout: float = 120.0) -> dict[str, int]:
+        """Stop the sensors, let Flink and the writers catch up, then stop the job."""
+        deadline = time.monotonic() + timeout
+        if self.simulation is not None:
+            self.simulation.stop()
+            while _classified(self.settings) < self.simulation.sent:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("Flink did not catch up with the sensors in time")
+                time.sleep(0.5)
+        if self.job is not None:
+            self.job.cancel()
+        if self.writers is not None:
+            self.writers.finish()
+        return self.counts()
+
+
+def oracle_check(settings: Settings, readings: list[sensors.Reading]) -> pd.DataFrame:
+    """HBase's daily metrics beside the oracle's, for every day whose windows have closed.
+
+    Columns: metric, day, kind, expected, stored, readings_expected, readings_stored, match.
+    """
+    messages = oracle.messages_frame(readings)
+    expected = oracle.expected(messages).daily
+    open_day = oracle.first_open_day(messages).date()
+    expected = expected[expected["day"] < open_day]
+    stored = []
+    for metric in sensors.daily_metrics():
+        series = hbase.read_series(settings, metric, end=open_day, kind="daily")
+        stored += [
+            (metric, moment.date(), row.value, row.readings) for moment, row in series.iterrows()
+        ]
+    found = pd.DataFrame(stored, columns=["metric", "day", "stored", "readings_stored"])
+    table = expected.rename(columns={"value": "expected", "readings": "readings_expected"})
+    table = table.merge(found, on=["metric", "day"], how="outer")
+    table["match"] = [
+        e == e and s == s and math.isclose(e, s, rel_tol=1e-9) and re == rs
+        for e, s, re, rs in zip(
+            table["expected"], table["stored"], table["readings_expected"],
+            table["readings_stored"], strict=True,
+        )
+    ]  # fmt: skip
+    return table

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -175,53 +174,68 @@ class Scenario:
         return replace(self, **changes)
 
 
-def simulate(scenario: Scenario) -> Iterator[Reading]:
-    """Every message of the scenario, in the order the sensors send them.
+class Simulator:
+    """The building's sensors, advanced one 15-minute tick at a time.
 
-    The same scenario (and seed) always yields the same messages.
+    It holds their state: the random generator, the cumulative meters, the movements planned
+    for the day. ``scenario`` may be replaced between ticks (the notebook sliders do that in a
+    live simulation); ``simulate()`` runs a fixed scenario from start to end.
     """
-    rng = random.Random(scenario.seed)
-    meters = {
-        name: _initial_meter(rng, SENSORS[name])
-        for name in ("Etot", "Wtot")
-        if scenario.enabled(name)
-    }
-    movements: dict[int, list[datetime]] = {}  # tick -> instants of MOV1 in that tick's slot
-    interval = [s for s in CATALOGUE if s.kind == "interval" and scenario.enabled(s.name)]
 
-    for tick in range(scenario.ticks + 1):
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self._rng = random.Random(scenario.seed)
+        self._meters = {
+            s.name: _initial_meter(self._rng, s) for s in CATALOGUE if s.kind == "meter"
+        }
+        self._movements: dict[int, list[datetime]] = {}  # tick -> MOV1 instants in its slot
+
+    def tick(self, tick: int, last: bool = False) -> list[Reading]:
+        """What the sensors send at ``tick``; the ``last`` tick only closes the final day."""
+        scenario, rng = self.scenario, self._rng
         now = scenario.start + tick * TICK
-        last_tick = tick == scenario.ticks
+        sent: list[Reading] = []
 
         # Cumulative meters at each day boundary; at the start, their reading of the day before.
         if tick % TICKS_PER_DAY == 0:
-            for name in meters:
+            for name in self._meters:
                 if tick > 0:
                     sensor = SENSORS[name]
-                    meters[name] += sensor.daily_growth + rng.uniform(
-                        -sensor.growth_spread, sensor.growth_spread
-                    )
-                yield Reading(name, meters[name], now - timedelta(seconds=1), now)
-            if not last_tick and scenario.enabled("MOV1"):
-                movements.update(_plan_movements(rng, scenario, tick))
+                    spread = sensor.growth_spread
+                    self._meters[name] += sensor.daily_growth + rng.uniform(-spread, spread)
+                if scenario.enabled(name):
+                    sent.append(Reading(name, self._meters[name], now - timedelta(seconds=1), now))
+            if not last and scenario.enabled("MOV1"):
+                self._movements.update(_plan_movements(rng, scenario, tick))
 
         # Movements detected in the 15 minutes that just ended.
-        for instant in movements.pop(tick - 1, []):
-            yield Reading("MOV1", 1.0, instant, now)
+        for instant in self._movements.pop(tick - 1, []):
+            sent.append(Reading("MOV1", 1.0, instant, now))
+        if last:
+            return sent
 
-        if last_tick:
-            break
-
-        for sensor in interval:
-            if tick % scenario.every.get(sensor.name, 1) == 0:
-                yield Reading(sensor.name, rng.uniform(sensor.low, sensor.high), now, now)
+        for sensor in CATALOGUE:
+            period = scenario.every.get(sensor.name, 1)
+            if sensor.kind == "interval" and scenario.enabled(sensor.name) and tick % period == 0:
+                sent.append(Reading(sensor.name, rng.uniform(sensor.low, sensor.high), now, now))
 
         if scenario.enabled(LATE_SENSOR) and tick > 0:
             w1 = SENSORS[LATE_SENSOR]
             for period, days_back in ((scenario.late_2d_every, 2), (scenario.late_10d_every, 10)):
                 if period and tick % period == 0:
                     stamped = now - timedelta(days=days_back)
-                    yield Reading(LATE_SENSOR, rng.uniform(w1.low, w1.high), stamped, now)
+                    sent.append(Reading(LATE_SENSOR, rng.uniform(w1.low, w1.high), stamped, now))
+        return sent
+
+
+def simulate(scenario: Scenario) -> Iterator[Reading]:
+    """Every message of the scenario, in the order the sensors send them.
+
+    The same scenario (and seed) always yields the same messages.
+    """
+    simulator = Simulator(scenario)
+    for tick in range(scenario.ticks + 1):
+        yield from simulator.tick(tick, last=tick == scenario.ticks)
 
 
 def _initial_meter(rng: random.Random, sensor: Sensor) -> float:
@@ -237,36 +251,3 @@ def _plan_movements(rng: random.Random, scenario: Scenario, day_tick: int) -> di
         day_tick + slot: [day_start + slot * TICK + timedelta(seconds=rng.randrange(900))]
         for slot in slots
     }
-
-
-def count(scenario: Scenario) -> int:
-    """How many messages the scenario sends (without keeping them)."""
-    return sum(1 for _ in simulate(scenario))
-
-
-def paced(
-    readings: Iterator[Reading],
-    speed: float | None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> Iterator[Reading]:
-    """Release readings in real time: ``speed`` simulated seconds per wall second.
-
-    ``speed=None`` releases them as fast as possible; ``speed=900`` sends one tick (15
-    simulated minutes) per second, as the original did.
-    """
-    if speed is None:
-        yield from readings
-        return
-    if speed <= 0:
-        raise ValueError("speed must be positive (simulated seconds per wall second) or None")
-    started_wall = clock()
-    first_sent: datetime | None = None
-    for reading in readings:
-        if first_sent is None:
-            first_sent = reading.sent_at
-        due = (reading.sent_at - first_sent).total_seconds() / speed
-        wait = due - (clock() - started_wall)
-        if wait > 0:
-            sleep(wait)
-        yield reading

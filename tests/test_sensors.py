@@ -118,19 +118,3 @@ def test_knobs_switch_sensors_off_slow_them_down_and_stop_late_events():
 def test_bad_knobs_are_refused(changes):
     with pytest.raises(ValueError):
         Scenario(**changes)
-
-
-def test_paced_release_follows_the_simulated_clock():
-    now = [0.0]
-    waits = []
-
-    def sleep(seconds):
-        waits.append(round(seconds, 6))
-        now[0] += seconds
-
-    readings = list(simulate(Scenario(days=1)))
-    released = list(sensors.paced(iter(readings), speed=900, sleep=sleep, clock=lambda: now[0]))
-    assert released == readings
-    # 900 simulated seconds per wall second: one tick per second, 96 ticks in a day.
-    assert sum(waits) == pytest.approx(TICKS_PER_DAY)
-    assert len(waits) == TICKS_PER_DAY  # one wait per tick, none within a tick

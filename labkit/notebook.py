@@ -1,0 +1,298 @@
+"""What the notebooks show: figures, tables, sliders and live views.
+
+Every function here returns an object (a matplotlib Figure, a DataFrame, a widget) or draws
+through a ``display`` callable, so that each can be tested without a browser.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import ipywidgets as widgets
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from labkit import kafka, sensors
+from labkit.config import Settings
+from labkit.pipeline import LiveSimulation
+
+# --------------------------------------------------------------------------------------
+# 00: the lab at a glance
+# --------------------------------------------------------------------------------------
+
+LAYERS = [
+    ("sensors", "labkit.sensors\n10 simulated sensors"),
+    ("Kafka", "topic input\n(broker)"),
+    ("Flink SQL", "validate, late,\ndaily windows"),
+    ("Kafka", "output_raw, output_aggr,\ninput_late, input_invalid"),
+    ("HBase", "iot_raw, iot_daily,\niot_late, iot_invalid"),
+    ("API", "labkit.api\n(Grafana JSON)"),
+    ("Grafana", "dashboards\n& notebooks"),
+]
+
+
+def architecture() -> Figure:
+    """The lab's layers, left to right, as a picture."""
+    figure = Figure(figsize=(13, 2.6))
+    axes = figure.add_subplot()
+    axes.set_xlim(0, len(LAYERS) * 2)
+    axes.set_ylim(0, 2)
+    axes.axis("off")
+    for index, (title, text) in enumerate(LAYERS):
+        x = index * 2 + 0.15
+        axes.add_patch(
+            FancyBboxPatch((x, 0.35), 1.7, 1.3, boxstyle="round,pad=0.05", facecolor="#e8f0fe")
+        )
+        axes.text(x + 0.85, 1.35, title, ha="center", va="center", weight="bold", fontsize=11)
+        axes.text(x + 0.85, 0.8, text, ha="center", va="center", fontsize=8)
+        if index:
+            axes.add_patch(
+                FancyArrowPatch(
+                    (x - 0.3, 1.0), (x + 0.05, 1.0), arrowstyle="-|>", mutation_scale=15
+                )
+            )
+    figure.tight_layout()
+    return figure
+
+
+def catalogue() -> pd.DataFrame:
+    """The sensor catalogue as a table."""
+    rows = []
+    for s in sensors.CATALOGUE:
+        simulated = f"U({s.low:g}, {s.high:g})" if s.kind == "interval" else ""
+        if s.kind == "meter":
+            simulated = f"+{s.daily_growth:g} ± {s.growth_spread:g} a day"
+        elif s.kind == "event":
+            simulated = "1 at a few random instants a day"
+        rows.append(
+            {
+                "sensor": s.name,
+                "measures": s.description,
+                "unit": s.unit,
+                "kind": s.kind,
+                "simulated": simulated,
+                "valid range": f"{s.valid_min:g} .. {s.valid_max:g}",
+                "daily aggregate": s.aggregate,
+            }
+        )
+    return pd.DataFrame(rows).set_index("sensor")
+
+
+# --------------------------------------------------------------------------------------
+# 01: the sensors
+# --------------------------------------------------------------------------------------
+
+
+def readings_frame(readings: Iterable[sensors.Reading]) -> pd.DataFrame:
+    """Readings as a table: sensor, value, timestamp, sent_at and how late each was sent."""
+    frame = pd.DataFrame(
+        [(r.sensor, r.value, r.timestamp, r.sent_at) for r in readings],
+        columns=["sensor", "value", "timestamp", "sent_at"],
+    )
+    frame["delay"] = frame["sent_at"] - frame["timestamp"]
+    return frame
+
+
+def sensor_overview(readings: Iterable[sensors.Reading]) -> Figure:
+    """Each interval sensor's distribution, and one day of sending: who sends when."""
+    frame = readings_frame(readings)
+    interval = [s for s in sensors.CATALOGUE if s.kind == "interval"]
+    figure = Figure(figsize=(14, 7))
+    grid = figure.add_gridspec(2, len(interval))
+    for column, sensor in enumerate(interval):
+        axes = figure.add_subplot(grid[0, column])
+        on_time = frame[(frame["sensor"] == sensor.name) & (frame["delay"] == pd.Timedelta(0))]
+        axes.hist(on_time["value"], bins=20, color="#4c72b0")
+        axes.set_title(f"{sensor.name} ({sensor.unit})", fontsize=9)
+        axes.tick_params(labelsize=7)
+    timeline = figure.add_subplot(grid[1, :])
+    first_day = frame["sent_at"].min().normalize()
+    day = frame[frame["sent_at"] < first_day + pd.Timedelta(days=1)]
+    names = [s.name for s in sensors.CATALOGUE]
+    late = day["delay"] >= pd.Timedelta(days=1)
+    timeline.scatter(day.loc[~late, "timestamp"], day.loc[~late, "sensor"].map(names.index), s=6)
+    timeline.scatter(
+        day.loc[late, "sent_at"], day.loc[late, "sensor"].map(names.index), s=30, marker="x",
+        color="red", label="late W1 reading (sent now, stamped days ago)",
+    )  # fmt: skip
+    timeline.set_yticks(range(len(names)), names)
+    timeline.set_title("The first day: when each sensor sends (dots at the time it measured)")
+    timeline.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def live_figure(live: LiveSimulation, sensor: str = "TH1") -> Figure:
+    """A running simulation: messages per sensor so far, and one sensor's recent readings."""
+    figure = Figure(figsize=(13, 3.8))
+    counts, series = figure.subplots(1, 2, width_ratios=[1, 2])
+    names = [s.name for s in sensors.CATALOGUE]
+    counts.barh(names, [live.per_sensor.get(name, 0) for name in names], color="#55a868")
+    counts.set_title(f"messages sent: {live.sent:,}")
+    recent = [r for r in list(live.recent) if r.sensor == sensor]
+    on_time = [r for r in recent if r.sent_at == r.timestamp]
+    late = [r for r in recent if r.sent_at - r.timestamp >= sensors.TICK]
+    series.plot([r.timestamp for r in on_time], [r.value for r in on_time], ".-", ms=3)
+    if late:
+        series.plot([r.timestamp for r in late], [r.value for r in late], "rx", label="late")
+        series.legend(loc="upper left")
+    series.set_title(f"{sensor}, simulated time now {live.simulated_now:%Y-%m-%d %H:%M}")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return figure
+
+
+def knob_panel(live: LiveSimulation) -> widgets.Widget:
+    """Sliders wired to a running simulation: each change applies at the next tick."""
+    scenario = live.scenario
+    style = {"description_width": "150px"}
+    layout = widgets.Layout(width="460px")
+    speed = widgets.FloatLogSlider(
+        value=live.speed, base=10, min=1, max=5, step=0.1, style=style, layout=layout,
+        description="speed (sim s / s)",
+    )  # fmt: skip
+    speed.observe(lambda change: setattr(live, "speed", change["new"]), names="value")
+    rates = []
+    for sensor in (s for s in sensors.CATALOGUE if s.kind == "interval"):
+        slider = widgets.IntSlider(
+            value=scenario.every.get(sensor.name, 1), min=0, max=8, style=style, layout=layout,
+            description=f"{sensor.name}: 1 per N ticks",
+        )  # fmt: skip
+        slider.observe(_rate_setter(live, sensor.name), names="value")
+        rates.append(slider)
+    late = []
+    for field, days in (("late_2d_every", 2), ("late_10d_every", 10)):
+        slider = widgets.IntSlider(
+            value=getattr(scenario, field), min=0, max=200, style=style, layout=layout,
+            description=f"{days}-day-late W1 every N",
+        )  # fmt: skip
+        slider.observe(
+            lambda change, field=field: live.update(**{field: change["new"]}), names="value"
+        )
+        late.append(slider)
+    note = widgets.HTML("<i>0 switches a sensor (or a kind of late event) off.</i>")
+    return widgets.VBox([speed, *rates, *late, note])
+
+
+def _rate_setter(live: LiveSimulation, name: str) -> Callable[[dict], None]:
+    def apply(change: dict) -> None:
+        every = dict(live.scenario.every)
+        disabled = set(live.scenario.disabled)
+        if change["new"] == 0:
+            disabled.add(name)
+        else:
+            disabled.discard(name)
+            every[name] = change["new"]
+        live.update(every=every, disabled=frozenset(disabled))
+
+    return apply
+
+
+def watch(
+    draw: Callable[[], object],
+    seconds: float,
+    every: float = 1.0,
+    display: Callable[..., object] | None = None,
+) -> int:
+    """Redraw ``draw()`` in place every ``every`` seconds for ``seconds``; return the frames.
+
+    It always ends: a live view in a notebook must not run forever.
+    """
+    if display is None:
+        from IPython.display import display
+    handle = display(draw(), display_id=True)
+    frames = 1
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(min(every, max(0.0, deadline - time.monotonic())))
+        content = draw()
+        if handle is not None:
+            handle.update(content)
+        frames += 1
+    return frames
+
+
+# --------------------------------------------------------------------------------------
+# 02: Kafka
+# --------------------------------------------------------------------------------------
+
+
+def offsets_table(settings: Settings, topic: str, group: str | None = None) -> pd.DataFrame:
+    """Per partition: the offsets a topic holds, and a consumer group's commit and lag."""
+    rows = [
+        {
+            "partition": p.partition,
+            "first offset": p.low,
+            "next offset": p.high,
+            "messages": p.messages,
+            **({"committed": p.committed, "lag": p.lag} if group else {}),
+        }
+        for p in kafka.offsets(settings, topic, group)
+    ]
+    return pd.DataFrame(rows).set_index("partition")
+
+
+def records_table(records: Iterable[kafka.Record]) -> pd.DataFrame:
+    """Kafka records as a table, values decoded as text."""
+    return pd.DataFrame(
+        [
+            {
+                "partition": r.partition,
+                "offset": r.offset,
+                "key": r.key.decode(errors="replace") if r.key else None,
+                "timestamp": pd.to_datetime(r.timestamp_ms, unit="ms"),
+                "value": r.value.decode(errors="replace") if r.value else None,
+            }
+            for r in records
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------------
+# 03 and 06: event time, watermarks, daily results
+# --------------------------------------------------------------------------------------
+
+
+def watermark_figure(frame: pd.DataFrame) -> Figure:
+    """Event time against arrival order, with the watermark; late readings in red.
+
+    ``frame`` comes from ``labkit.oracle.with_watermark``.
+    """
+    figure = Figure(figsize=(13, 4.5))
+    axes = figure.add_subplot()
+    on_time = frame[~frame["late"]]
+    late = frame[frame["late"]]
+    axes.scatter(on_time["offset"], on_time["timestamp"], s=4, label="reading (event time)")
+    axes.step(frame["offset"], frame["watermark"], where="post", color="orange",
+              label="watermark when it arrived (newest time - 15 min)")  # fmt: skip
+    axes.scatter(late["offset"], late["timestamp"], s=40, color="red", marker="x",
+                 label="late: at or behind the watermark")  # fmt: skip
+    axes.set_xlabel("arrival order (offset in input)")
+    axes.set_ylabel("event time (m_timestamp)")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+DAILY_PANELS = [
+    ("Temperatures: daily average (°C)", ["TH1", "TH2"]),
+    ("Energy: daily sums (Wh)", ["HVAC1", "HVAC2", "MiAC1", "MiAC2"]),
+    ("Energy meter: daily difference and rest (Wh)", ["Etot_DailyDiff", "Etot_AggDayRest"]),
+    ("Water: W1 sum, meter difference, leak (m³)", ["W1", "Wtot_DailyDiff", "Wtot_AggDayRest"]),
+]
+
+
+def daily_figure(daily: pd.DataFrame) -> Figure:
+    """The daily metrics (columns metric, day, value) in four panels."""
+    figure = Figure(figsize=(13, 8))
+    for axes, (title, metrics) in zip(figure.subplots(2, 2).flat, DAILY_PANELS, strict=True):
+        for metric in metrics:
+            rows = daily[daily["metric"] == metric].sort_values("day")
+            axes.plot(pd.to_datetime(rows["day"]), rows["value"], ".-", label=metric)
+        axes.set_title(title)
+        axes.legend(fontsize=8)
+        axes.tick_params(axis="x", labelrotation=30, labelsize=8)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,98 @@
+"""labkit.notebook: the figures, tables, sliders and live views the notebooks show."""
+
+import time
+
+import pandas as pd
+from IPython.display import DisplayHandle
+
+from labkit import kafka, notebook, oracle, pipeline, sensors
+
+READINGS = list(sensors.simulate(sensors.Scenario(days=3, seed=1)))
+
+
+def test_architecture_draws_every_layer():
+    figure = notebook.architecture()
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    for title, _ in notebook.LAYERS:
+        assert title in texts
+    assert len(figure.axes[0].patches) == 2 * len(notebook.LAYERS) - 1  # boxes and arrows
+
+
+def test_catalogue_lists_the_ten_sensors():
+    table = notebook.catalogue()
+    assert list(table.index) == [s.name for s in sensors.CATALOGUE]
+    assert table.loc["Etot", "daily aggregate"] == "DIFF"
+
+
+def test_sensor_overview_has_a_histogram_per_interval_sensor_and_a_timeline():
+    figure = notebook.sensor_overview(READINGS)
+    interval = [s for s in sensors.CATALOGUE if s.kind == "interval"]
+    assert len(figure.axes) == len(interval) + 1
+    # Each histogram counts the sensor's on-time readings: 96 a day for three days.
+    for axes in figure.axes[:-1]:
+        assert sum(patch.get_height() for patch in axes.patches) == 3 * sensors.TICKS_PER_DAY
+
+
+def test_readings_frame_measures_how_late_each_reading_was_sent():
+    frame = notebook.readings_frame(READINGS)
+    assert len(frame) == len(READINGS)
+    late = frame[frame["delay"] >= pd.Timedelta(days=2)]
+    assert set(late["sensor"]) == {"W1"}
+
+
+def test_knob_panel_sliders_change_the_running_scenario(stack):
+    live = pipeline.LiveSimulation(stack, sensors.Scenario())  # not started: knobs only
+    panel = notebook.knob_panel(live)
+    sliders = {child.description: child for child in panel.children if hasattr(child, "value")}
+    sliders["TH1: 1 per N ticks"].value = 4
+    sliders["TH2: 1 per N ticks"].value = 0
+    sliders["2-day-late W1 every N"].value = 7
+    sliders["speed (sim s / s)"].value = 100
+    assert live.scenario.every["TH1"] == 4
+    assert "TH2" in live.scenario.disabled
+    assert live.scenario.late_2d_every == 7
+    assert live.speed == 100
+
+
+def test_watch_redraws_in_place_until_its_time_is_up():
+    shown = []
+
+    class Handle(DisplayHandle):
+        def update(self, content, **kwargs):
+            shown.append(content)
+
+    started = time.monotonic()
+    frames = notebook.watch(
+        lambda: len(shown), seconds=0.5, every=0.1, display=lambda c, display_id: Handle()
+    )
+    assert 0.5 <= time.monotonic() - started < 2
+    assert frames == len(shown) + 1 >= 4
+
+
+def test_live_figure_shows_a_running_simulation(isolated):
+    live = pipeline.LiveSimulation(isolated, speed=86_400).start(seconds=1.0).wait()
+    figure = notebook.live_figure(live)
+    counts, series = figure.axes
+    assert sum(bar.get_width() for bar in counts.patches) == live.sent
+    assert len(series.lines[0].get_xdata()) == live.per_sensor["TH1"]
+
+
+def test_offsets_and_records_tables(isolated):
+    topic = isolated.topics.input
+    kafka.produce_readings(isolated, READINGS[:50], topic)
+    table = notebook.offsets_table(isolated, topic, group="nobody")
+    assert table["messages"].sum() == 50 and table["lag"].sum() == 50
+    records = notebook.records_table(kafka.peek(isolated, topic, last=5))
+    assert list(records["offset"]) == [45, 46, 47, 48, 49]
+    assert records["key"].iloc[-1] == READINGS[49].sensor
+
+
+def test_watermark_and_daily_figures_plot_what_they_are_given():
+    frame = oracle.with_watermark(oracle.messages_frame(READINGS))
+    figure = notebook.watermark_figure(frame)
+    late_points = figure.axes[0].collections[1].get_offsets()
+    assert len(late_points) == frame["late"].sum() > 0
+    daily = oracle.expected(oracle.messages_frame(READINGS)).daily
+    figure = notebook.daily_figure(daily)
+    plotted = sum(len(axes.lines) for axes in figure.axes)
+    assert plotted == sum(len(metrics) for _, metrics in notebook.DAILY_PANELS)
