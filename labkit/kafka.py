@@ -305,6 +305,23 @@ def peek(settings: Settings, topic: str, last: int = 5) -> list[Record]:
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
+class GroupReader:
+    """A member of a consumer group that reads when asked and commits what it has read."""
+
+    def __init__(self, settings: Settings, topic: str, group: str) -> None:
+        self.consumer = consumer(settings, group)
+        self.consumer.subscribe([topic])
+
+    def read(self, limit: int, timeout: float = 0.2) -> list[Record]:
+        messages = checked(self.consumer.consume(limit, timeout=timeout))
+        if messages:
+            self.consumer.commit(asynchronous=False)
+        return [to_record(m) for m in messages]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 # --------------------------------------------------------------------------------------
 # Statistics
 # --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ through a ``display`` callable, so that each can be tested without a browser.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 
@@ -55,6 +56,22 @@ def architecture() -> Figure:
             )
     figure.tight_layout()
     return figure
+
+
+def health(settings: Settings) -> pd.DataFrame:
+    """The lab's services: state (ready, starting, stopped), pid and ports."""
+    from labkit import services
+
+    rows = [
+        {
+            "service": row.service,
+            "state": row.state,
+            "pid": row.pid,
+            "ports": ", ".join(f"{role} {port}" for role, port in row.ports.items()),
+        }
+        for row in services.status(settings)
+    ]
+    return pd.DataFrame(rows).set_index("service")
 
 
 def catalogue() -> pd.DataFrame:
@@ -250,6 +267,17 @@ def records_table(records: Iterable[kafka.Record]) -> pd.DataFrame:
     )
 
 
+def records_frame(records: Iterable[kafka.Record]) -> pd.DataFrame:
+    """Kafka records whose values are JSON objects, one column per field."""
+    return pd.DataFrame([json.loads(r.value) for r in records if r.value])
+
+
+def topic_counts(settings: Settings) -> pd.DataFrame:
+    """How many messages each of the lab's topics holds."""
+    counts = {topic: kafka.message_count(settings, topic) for topic in settings.topics.all()}
+    return pd.DataFrame([counts], index=["messages"])
+
+
 # --------------------------------------------------------------------------------------
 # 03 and 06: event time, watermarks, daily results
 # --------------------------------------------------------------------------------------
@@ -296,3 +324,60 @@ def daily_figure(daily: pd.DataFrame) -> Figure:
         axes.tick_params(axis="x", labelrotation=30, labelsize=8)
     figure.tight_layout()
     return figure
+
+
+# --------------------------------------------------------------------------------------
+# Exercises: each notebook's check cells call `check`, which knows the answers
+# --------------------------------------------------------------------------------------
+
+
+def _largest_leak_day(settings: Settings) -> str:
+    from labkit import hbase
+
+    leak = hbase.read_series(settings, sensors.rest_metric("Wtot"), kind="daily")
+    return f"{leak['value'].idxmax():%Y-%m-%d}"
+
+
+def _input_messages(settings: Settings) -> int:
+    return kafka.message_count(settings, settings.topics.input)
+
+
+EXERCISES: dict[str, tuple[Callable[[Settings | None], object], str]] = {
+    "th1_hourly": (lambda s: 4, "A tick is 15 minutes; how many ticks make an hour?"),
+    "mov1_max_delay_minutes": (
+        lambda s: 15,
+        "A movement is sent when its 15-minute slot ends. How early in the slot can it happen?",
+    ),
+    "input_messages": (
+        _input_messages,
+        "labkit.kafka.offsets(settings, topic) gives each partition's first and next offset.",
+    ),
+    "late_at_watermark": (
+        lambda s: True,
+        "Flink calls a row late when its time is at or behind the watermark, not only behind.",
+    ),
+    "window_of_last_second": (
+        lambda s: "2024-01-03",
+        "A 1-day tumbling window covers [midnight, next midnight).",
+    ),
+    "row_key": (
+        lambda s: "TH2#2024-01-02 06:30:00",
+        "<metric>#<YYYY-MM-DD HH:MM:SS>, as in the table above.",
+    ),
+    "largest_leak_day": (
+        _largest_leak_day,
+        "Read Wtot_AggDayRest with labkit.hbase.read_series(..., kind='daily').",
+    ),
+}
+
+
+def check(exercise: str, answer: object, settings: Settings | None = None) -> bool:
+    """Say whether ``answer`` solves ``exercise``; give a hint when it does not."""
+    solve, hint = EXERCISES[exercise]
+    if answer is None or answer is ...:
+        print(f"Not answered yet. Hint: {hint}")
+        return False
+    expected = solve(settings)
+    right = answer == expected or str(answer).strip() == str(expected)
+    print("✓ Right!" if right else f"✗ Not quite. Hint: {hint}")
+    return right

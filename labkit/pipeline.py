@@ -150,10 +150,12 @@ class LiveSimulation:
         speed: float = 900.0,
         keep: int = 20_000,
         keep_all: bool = False,
+        topic: str | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive (simulated seconds per wall second)")
         self.settings = settings
+        self.topic = topic or settings.topics.input
         self.simulator = sensors.Simulator(scenario or sensors.Scenario())
         self.speed = speed
         self.sent = 0
@@ -189,23 +191,22 @@ class LiveSimulation:
         self._thread.start()
         return self
 
-    def stop(self) -> LiveSimulation:
+    def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
         if self.error is not None:
             raise self.error
-        return self
 
-    def wait(self) -> LiveSimulation:
+    def wait(self) -> None:
         """Wait until the simulation ends by itself (``seconds`` passed)."""
         if self._thread is not None:
             self._thread.join()
-        return self.stop()
+        self.stop()
 
     def _run(self, seconds: float | None) -> None:
         producer = kafka.BatchProducer(self.settings, **{"linger.ms": 5})
-        topic = self.settings.topics.input
+        topic = self.topic
         started = time.monotonic()
         # The simulated clock is anchored to the wall clock; a speed change re-anchors it.
         anchor_wall, anchor_tick, anchor_speed = started, 0, self.speed

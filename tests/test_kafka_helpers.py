@@ -74,3 +74,19 @@ def test_delivery_failures_are_surfaced(stack):
     with pytest.raises(kafka.DeliveryError):
         producer.flush(10)
     assert producer.failed == 1
+
+
+def test_a_group_reader_commits_what_it_reads(stack, topic):
+    producer = kafka.BatchProducer(stack)
+    for number in range(25):
+        producer.send(topic, b"x", key=str(number).encode())
+    producer.flush()
+    reader = kafka.GroupReader(stack, topic, f"{topic}-reader")
+    got = []
+    for _ in range(50):
+        got += reader.read(10, timeout=0.5)
+        if len(got) >= 10:
+            break
+    assert 10 <= len(got) <= 25
+    assert kafka.group_lag(stack, f"{topic}-reader", topic) == 25 - len(got)
+    reader.close()

@@ -5,7 +5,7 @@ import time
 import pandas as pd
 from IPython.display import DisplayHandle
 
-from labkit import kafka, notebook, oracle, pipeline, sensors
+from labkit import hbase, kafka, notebook, oracle, pipeline, sensors
 
 READINGS = list(sensors.simulate(sensors.Scenario(days=3, seed=1)))
 
@@ -70,7 +70,8 @@ def test_watch_redraws_in_place_until_its_time_is_up():
 
 
 def test_live_figure_shows_a_running_simulation(isolated):
-    live = pipeline.LiveSimulation(isolated, speed=86_400).start(seconds=1.0).wait()
+    live = pipeline.LiveSimulation(isolated, speed=86_400).start(seconds=1.0)
+    live.wait()
     figure = notebook.live_figure(live)
     counts, series = figure.axes
     assert sum(bar.get_width() for bar in counts.patches) == live.sent
@@ -96,3 +97,51 @@ def test_watermark_and_daily_figures_plot_what_they_are_given():
     figure = notebook.daily_figure(daily)
     plotted = sum(len(axes.lines) for axes in figure.axes)
     assert plotted == sum(len(metrics) for _, metrics in notebook.DAILY_PANELS)
+
+
+def test_records_frame_and_topic_counts(isolated):
+    producer = kafka.BatchProducer(isolated)
+    producer.send(isolated.topics.output_aggr, b'{"metric": "TH1", "value": 1.5}')
+    producer.send(isolated.topics.output_aggr, b'{"metric": "TH2", "value": 2.5}')
+    producer.flush()
+    frame = notebook.records_frame(kafka.read(isolated, isolated.topics.output_aggr, idle=1))
+    assert sorted(frame["metric"]) == ["TH1", "TH2"]
+    counts = notebook.topic_counts(isolated)
+    assert counts.loc["messages", isolated.topics.output_aggr] == 2
+    assert counts.loc["messages", isolated.topics.input] == 0
+
+
+def test_check_knows_the_answers_and_hints_otherwise(capsys):
+    assert notebook.check("th1_hourly", 4)
+    assert not notebook.check("th1_hourly", 2)
+    assert not notebook.check("th1_hourly", None)
+    assert notebook.check("row_key", "TH2#2024-01-02 06:30:00")
+    assert notebook.check("window_of_last_second", "2024-01-03")
+    assert notebook.check("late_at_watermark", True)
+    assert notebook.check("mov1_max_delay_minutes", 15)
+    out = capsys.readouterr().out
+    assert "✓ Right!" in out and "Hint:" in out and "Not answered yet" in out
+
+
+def test_check_reads_the_answers_that_depend_on_the_lab(isolated):
+    kafka.produce_readings(isolated, READINGS[:7], isolated.topics.input)
+    assert notebook.check("input_messages", 7, isolated)
+    connection = hbase.connect(isolated)
+    with connection.table(hbase.table_name(isolated, "daily")).batch() as batch:
+        for day, leak in (("2024-01-01", 40.0), ("2024-01-02", 61.5), ("2024-01-03", 12.0)):
+            batch.put(
+                f"Wtot_AggDayRest#{day}".encode(),
+                {b"d:value": str(leak).encode(), b"d:readings": b"98"},
+            )
+    connection.close()
+    assert notebook.check("largest_leak_day", "2024-01-02", isolated)
+
+
+def test_health_lists_every_service_with_its_state(stack):
+    table = notebook.health(stack)
+    assert table.loc["kafka", "state"] == "ready"
+    assert (
+        "broker 9092" in table.loc["kafka", "ports"]
+        or str(stack.kafka_port) in table.loc["kafka", "ports"]
+    )
+    assert set(table.index) >= {"kafka", "hbase", "thrift", "jupyter"}
