@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars up down status lab demo test lint clean
+.PHONY: help install jars up down status lab demo test lint browser clean
 
 help:
 	@echo "make lab     install, start Kafka + HBase, open JupyterLab on notebooks/"
@@ -40,7 +40,10 @@ down:
 status: install
 	$(LABKIT) status
 
+# The pipeline runs once, so that the notebooks and the API have data from the start.
 lab: up
+	$(LABKIT) run --days 30 --if-empty
+	$(LABKIT) api --background
 	$(LABKIT) lab
 
 demo: up
@@ -50,8 +53,15 @@ lint: install
 	$(BIN)/ruff check labkit tests
 	$(BIN)/ruff format --check labkit tests
 
+# Debian's Chromium, for the browser test (Playwright drives it; it downloads no browser).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser test..."; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 # The services are stopped again whatever the tests do (also on failure or Ctrl-C).
-test: install
+test: install browser
 	$(MAKE) --no-print-directory lint
 	@trap '$(LABKIT) down' EXIT; \
 	  $(LABKIT) up && $(BIN)/pytest

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from labkit import config, hbase, kafka, pipeline, sensors, services
+from labkit import api, config, hbase, kafka, pipeline, sensors, services
 from labkit.services import ServiceError
 
 
@@ -73,6 +73,17 @@ def _lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    if args.background:
+        services.start(services.API, settings)
+        services.wait_ready(services.API, settings, timeout=60)
+        print(f"The API is running on {settings.api_url}; `labkit down` stops it.")
+        return 0
+    api.serve(settings, token=settings.api_token or None)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     services.serve(services.by_name(args.service), config.settings())
     return 0  # not reached: serve() replaces this process
@@ -86,6 +97,9 @@ def _probe(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     settings = config.settings()
+    if args.if_empty and pipeline.has_data(settings):
+        print("HBase already holds readings: no new run (without --if-empty, a run starts afresh).")
+        return 0
     scenario = sensors.Scenario(days=args.days, seed=args.seed)
     if not args.json:
         print(f"A fresh run of {args.days:g} simulated days (seed {args.seed}) through the lab.")
@@ -144,8 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--days", type=float, default=30, help="simulated days (default 30)")
     run.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument(
+        "--if-empty", action="store_true", help="only when HBase holds no readings yet"
+    )
     write = add("write", _write, "copy the output topics into HBase (the writers)")
     write.add_argument("--drain", action="store_true", help="stop once the topics are copied")
+    serve_api = add("api", _api, "serve HBase to Grafana over HTTP (labkit.api) until Ctrl-C")
+    serve_api.add_argument("--background", action="store_true", help="run it detached")
     serve = add("serve", _serve, "run one service in the foreground (used in containers)")
     serve.add_argument("service", help=f"one of: {services.names()}")
     probe = add("probe", _probe, "exit 0 when a service answers through its client")

@@ -74,6 +74,9 @@ class Settings:
 
     api_host: str = "127.0.0.1"
     api_port: int = 5000
+    # Clients of the API must send "Authorization: Bearer <token>" when it is set; without
+    # one the API only binds to a loopback address.
+    api_token: str = field(default="", repr=False)
 
     jupyter_port: int = 8888
 

@@ -19,6 +19,26 @@ from labkit import kafka, sensors
 from labkit.config import Settings
 from labkit.pipeline import LiveSimulation
 
+
+def _show_figures_as_png() -> None:
+    """In a Jupyter kernel, render the Figure objects this module returns as PNG images.
+
+    pyplot does this when ``%matplotlib inline`` is on; these figures do not go through
+    pyplot (so that a cell never shows the same figure twice), so the formatter is set here.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # not in IPython: nothing to render
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
+
+
+_show_figures_as_png()
+
 # --------------------------------------------------------------------------------------
 # 00: the lab at a glance
 # --------------------------------------------------------------------------------------

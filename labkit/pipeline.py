@@ -54,6 +54,20 @@ class Summary:
         )
 
 
+def has_data(settings: Settings) -> bool:
+    """True when the raw table exists and holds at least one reading."""
+    connection = hbase.connect(settings)
+    try:
+        name = hbase.table_name(settings, "raw")
+        if name.encode() not in connection.tables():
+            return False
+        return (
+            next(connection.table(name).scan(limit=1, filter=b"KeyOnlyFilter()"), None) is not None
+        )
+    finally:
+        connection.close()
+
+
 def reset_data(settings: Settings) -> None:
     """Empty the pipeline's topics and tables, for a fresh run."""
     kafka.recreate_topics(settings)

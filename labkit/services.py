@@ -624,17 +624,45 @@ class FlinkTaskManager(FlinkProcess):
         return bool(overview and overview.get("taskmanagers", 0) >= 1)
 
 
+@dataclass(frozen=True)
+class ApiServer(Service):
+    """labkit's HTTP API for Grafana (labkit.api), served by waitress."""
+
+    def ports(self, settings: Settings) -> dict[str, int]:
+        return {"http": settings.api_port}
+
+    def host(self, settings: Settings) -> str:
+        return settings.api_host
+
+    def command(self, settings: Settings, console_logs: bool = False) -> list[str]:
+        return [sys.executable, "-m", "labkit", "api"]
+
+    def log_file(self, settings: Settings) -> Path:
+        return self.console_file(settings)
+
+    def is_ready(self, settings: Settings) -> bool:
+        request = urllib.request.Request(f"{settings.api_url}/")
+        if settings.api_token:
+            request.add_header("Authorization", f"Bearer {settings.api_token}")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+
 KAFKA = Kafka("kafka", "Kafka broker + KRaft controller", jars="kafka", main_class="kafka.Kafka")
 HBASE = HBaseMaster("hbase", "HBase standalone: master, region server, ZooKeeper")
 THRIFT = HBaseThrift("thrift", "HBase Thrift server (happybase)")
 JUPYTER = JupyterLab("jupyter", "JupyterLab on notebooks/")
+API = ApiServer("api", "labkit's HTTP API for Grafana (labkit.api)")
 
 FLINK_JOBMANAGER = FlinkJobManager("flink-jm", "Flink JobManager (dashboard, job submission)")
 FLINK_TASKMANAGER = FlinkTaskManager("flink-tm", "Flink TaskManager")
 
 STACK: tuple[Service, ...] = (KAFKA, HBASE, THRIFT)
 FLINK_CLUSTER: tuple[Service, ...] = (FLINK_JOBMANAGER, FLINK_TASKMANAGER)
-ALL: tuple[Service, ...] = (*STACK, *FLINK_CLUSTER, JUPYTER)
+ALL: tuple[Service, ...] = (*STACK, *FLINK_CLUSTER, JUPYTER, API)
 
 
 def by_name(name: str) -> Service:
@@ -733,6 +761,7 @@ def _port_setting(service: Service, role: str) -> str:
         ("hbase", "regionserver"): "LABKIT_HBASE_REGIONSERVER_PORT",
         ("thrift", "thrift"): "LABKIT_HBASE_THRIFT_PORT",
         ("jupyter", "http"): "LABKIT_JUPYTER_PORT",
+        ("api", "http"): "LABKIT_API_PORT",
     }
     return names.get((service.name, role), "the matching LABKIT_*_PORT")
 

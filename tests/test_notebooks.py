@@ -18,6 +18,7 @@ QUICK = {
     "02_kafka.ipynb": {"speed": 43200.0, "live_seconds": 8},
     "03_flink_sql.ipynb": {"speed": 86400.0, "live_seconds": 25},
     "04_hbase.ipynb": {"days": 4},
+    "05_grafana_api.ipynb": {"days": 2},
     "06_end_to_end.ipynb": {"speed": 86400.0, "live_seconds": 25},
 }
 
@@ -59,3 +60,12 @@ def test_notebook_runs_top_to_bottom(stack, source: Path):
         if output.output_type == "error"
     ]
     assert errors == []
+    # Figures reach the reader as images, not only as "<Figure size ...>" text.
+    figures = [
+        output.get("data", {})
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.get("data", {}).get("text/plain", "").startswith("<Figure size")
+    ]
+    assert all("image/png" in data for data in figures)

@@ -84,3 +84,9 @@ def test_all_daily_metrics_appear_every_day(outcome):
     per_metric = expected.daily.groupby("metric").size()
     assert set(per_metric.index) == set(sensors.daily_metrics())
     assert (per_metric == SCENARIO.days).all()
+
+
+def test_has_data_tells_empty_tables_from_filled_ones(outcome, isolated):
+    settings, _summary, _expected = outcome
+    assert pipeline.has_data(settings)
+    assert not pipeline.has_data(isolated)  # tables created, still empty

@@ -78,5 +78,7 @@ def test_a_taken_port_gives_a_clear_message(tmp_path):
 
 
 def test_unknown_service_names_list_the_real_ones():
-    with pytest.raises(ServiceError, match="kafka, hbase, thrift, jupyter"):
+    with pytest.raises(ServiceError) as error:
         services.by_name("zookeeper")
+    for service in services.ALL:
+        assert service.name in str(error.value)
