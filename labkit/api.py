@@ -71,7 +71,6 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 import happybase
-import pandas as pd
 import waitress
 from thriftpy2.thrift import TException
 from waitress import wasyncore
@@ -81,7 +80,7 @@ from labkit import hbase, kafka, sensors
 from labkit.config import Settings, SettingsError, Topics
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -1044,83 +1043,3 @@ def call(url: str, path: str = "/", body: object = None, token: str | None = Non
         message = answer.get("message") if isinstance(answer, dict) else answer
         raise ApiCallError(status, str(message))
     return answer
-
-
-def datapoints_frame(answer: list[dict]) -> pd.DataFrame:
-    """The time series of a ``/query`` answer as one DataFrame: a column per target."""
-    series = {
-        item["target"]: pd.Series(
-            [value for value, _ in item["datapoints"]],
-            index=pd.to_datetime([ms for _, ms in item["datapoints"]], unit="ms"),
-            dtype=float,
-        )
-        for item in answer
-        if "datapoints" in item
-    }
-    frame = pd.DataFrame(series)
-    frame.index.name = "time"
-    return frame
-
-
-def table_frame(item: dict) -> pd.DataFrame:
-    """A table of a ``/query`` answer (``columns`` and ``rows``) as a DataFrame."""
-    frame = pd.DataFrame(item["rows"], columns=[column["text"] for column in item["columns"]])
-    for column in item["columns"]:
-        if column.get("type") == "time":
-            frame[column["text"]] = pd.to_datetime(frame[column["text"]], unit="ms")
-    return frame
-
-
-def comparison_figure(stored: pd.Series, served: pd.Series, title: str) -> Figure:
-    """What HBase holds beside what the API served a panel, on the same axes scale."""
-    from matplotlib.figure import Figure  # the API itself runs without matplotlib
-
-    figure = Figure(figsize=(13, 3.6))
-    left, right = figure.subplots(1, 2, sharey=True)
-    left.plot(stored.index, stored.values, ".-", color="#4c72b0")
-    left.set_title(f"{title} in HBase: {len(stored)} readings", fontsize=10)
-    right.plot(served.index, served.values, "o-", color="#dd8452")
-    right.set_title(f"{title} as the panel gets it: {len(served)} points", fontsize=10)
-    for axes in (left, right):
-        axes.tick_params(labelsize=8)
-        axes.grid(alpha=0.3)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    return figure
-
-
-# The notebook's exercises: (what the check does, a hint); the checks ask the API itself.
-FIRST_DAY = (datetime(2024, 1, 1), datetime(2024, 1, 2) - timedelta(milliseconds=1))
-HINTS = {
-    "bucket_average": "8 buckets over one day are 3 hours wide; average TH1's readings in the "
-    "first one (00:00 to 02:59:59.999).",
-    "leak_table": "one target, Wtot_AggDayRest, with the payload {'format': 'table'} "
-    "(api.panel_request builds the rest), over the whole simulated period.",
-}
-
-
-def check_exercise(exercise: str, answer: object, url: str, settings: Settings) -> bool:
-    """Say whether ``answer`` solves one of notebook 05's exercises; give a hint if not."""
-    hint = HINTS[exercise]
-    if answer is None:
-        print(f"Not answered yet. Hint: {hint}")
-        return False
-    if exercise == "bucket_average":
-        served = call(url, "/query", panel_request(["TH1_raw"], *FIRST_DAY, max_data_points=8))
-        expected = served[0]["datapoints"][0][0]
-        right = isinstance(answer, int | float) and math.isclose(answer, expected, rel_tol=1e-9)
-    else:
-        status, served = request(url, "/query", answer)
-        days = len(hbase.read_series(settings, "Wtot_AggDayRest", kind="daily"))
-        right = (
-            status == 200
-            and len(served) == 1
-            and served[0].get("type") == "table"
-            and served[0].get("name") == "Wtot_AggDayRest"
-            and len(served[0]["rows"]) == days
-        )
-        if status != 200:
-            said = served.get("message") if isinstance(served, dict) else served
-            hint = f"the API answered {status}: {said}"
-    print("✓ Right!" if right else f"✗ Not quite. Hint: {hint}")
-    return right

@@ -7,15 +7,17 @@ through a ``display`` callable, so that each can be tested without a browser.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 import ipywidgets as widgets
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from labkit import kafka, sensors
+from labkit import api, hbase, kafka, sensors
 from labkit.config import Settings
 from labkit.pipeline import LiveSimulation
 
@@ -399,5 +401,90 @@ def check(exercise: str, answer: object, settings: Settings | None = None) -> bo
         return False
     expected = solve(settings)
     right = answer == expected or str(answer).strip() == str(expected)
+    print("✓ Right!" if right else f"✗ Not quite. Hint: {hint}")
+    return right
+
+
+# --------------------------------------------------------------------------------------
+# 05: the API's answers beside HBase
+# --------------------------------------------------------------------------------------
+
+
+def datapoints_frame(answer: list[dict]) -> pd.DataFrame:
+    """The time series of a ``/query`` answer as one DataFrame: a column per target."""
+    series = {
+        item["target"]: pd.Series(
+            [value for value, _ in item["datapoints"]],
+            index=pd.to_datetime([ms for _, ms in item["datapoints"]], unit="ms"),
+            dtype=float,
+        )
+        for item in answer
+        if "datapoints" in item
+    }
+    frame = pd.DataFrame(series)
+    frame.index.name = "time"
+    return frame
+
+
+def table_frame(item: dict) -> pd.DataFrame:
+    """A table of a ``/query`` answer (``columns`` and ``rows``) as a DataFrame."""
+    frame = pd.DataFrame(item["rows"], columns=[column["text"] for column in item["columns"]])
+    for column in item["columns"]:
+        if column.get("type") == "time":
+            frame[column["text"]] = pd.to_datetime(frame[column["text"]], unit="ms")
+    return frame
+
+
+def comparison_figure(stored: pd.Series, served: pd.Series, title: str) -> Figure:
+    """What HBase holds beside what the API served a panel, on the same axes scale."""
+    figure = Figure(figsize=(13, 3.6))
+    left, right = figure.subplots(1, 2, sharey=True)
+    left.plot(stored.index, stored.values, ".-", color="#4c72b0")
+    left.set_title(f"{title} in HBase: {len(stored)} readings", fontsize=10)
+    right.plot(served.index, served.values, "o-", color="#dd8452")
+    right.set_title(f"{title} as the panel gets it: {len(served)} points", fontsize=10)
+    for axes in (left, right):
+        axes.tick_params(labelsize=8)
+        axes.grid(alpha=0.3)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return figure
+
+
+# Notebook 05's exercises: the checks ask the API itself.
+FIRST_DAY = (datetime(2024, 1, 1), datetime(2024, 1, 2) - timedelta(milliseconds=1))
+API_HINTS = {
+    "bucket_average": "8 buckets over one day are 3 hours wide; average TH1's readings in the "
+    "first one (00:00 to 02:59:59.999).",
+    "leak_table": "one target, Wtot_AggDayRest, with the payload {'format': 'table'} "
+    "(api.panel_request builds the rest), over the whole simulated period.",
+}
+
+
+def check_api_exercise(exercise: str, answer: object, url: str, settings: Settings) -> bool:
+    """Say whether ``answer`` solves one of notebook 05's exercises; give a hint if not."""
+    hint = API_HINTS[exercise]
+    if answer is None:
+        print(f"Not answered yet. Hint: {hint}")
+        return False
+    if exercise == "bucket_average":
+        served = api.call(
+            url, "/query", api.panel_request(["TH1_raw"], *FIRST_DAY, max_data_points=8)
+        )
+        expected = served[0]["datapoints"][0][0]
+        right = isinstance(answer, int | float) and math.isclose(answer, expected, rel_tol=1e-9)
+    else:
+        status, served = api.request(url, "/query", answer)
+        days = len(hbase.read_series(settings, "Wtot_AggDayRest", kind="daily"))
+        right = (
+            status == 200
+            and len(served) == 1
+            and served[0].get("type") == "table"
+            and served[0].get("name") == "Wtot_AggDayRest"
+            and len(served[0]["rows"]) == days
+        )
+        if status != 200:
+            said = served.get("message") if isinstance(served, dict) else served
+            hint = f"the API answered {status}: {said}"
     print("✓ Right!" if right else f"✗ Not quite. Hint: {hint}")
     return right

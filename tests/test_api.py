@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from labkit import api, config, hbase, sensors
+from labkit import api, config, hbase, notebook, sensors
 from labkit.config import PROJECT_ROOT, Settings, SettingsError
 
 from .conftest import own_topics_and_tables
@@ -767,7 +767,7 @@ def test_panel_request_is_a_simpod_query_the_api_serves(url, data):
     assert body["range"]["from"] == iso(start) and body["maxDataPoints"] == 24
     assert [t["refId"] for t in body["targets"]] == ["A", "B"]
     answer = api.call(url, "/query", body)
-    frame = api.datapoints_frame(answer)
+    frame = notebook.datapoints_frame(answer)
     assert list(frame.columns) == ["TH1_raw", "TH2_raw"] and len(frame) <= 24
     expected = bucket_averages(in_window(data.raw["TH1"], start, end), start, end, 24)
     assert frame["TH1_raw"].tolist() == pytest.approx([v for v, _ in expected])
@@ -779,21 +779,21 @@ def test_panel_request_is_a_simpod_query_the_api_serves(url, data):
 def test_table_frame_and_comparison_figure(url, data):
     start, end = START, START + timedelta(days=2)
     body = api.panel_request(["W1_late"], start, end, payload={"format": "table"})
-    frame = api.table_frame(api.call(url, "/query", body)[0])
+    frame = notebook.table_frame(api.call(url, "/query", body)[0])
     inside = [row for row in data.late if start <= row["time"] <= end]
     assert frame["time"].tolist() == [pd.Timestamp(row["time"]) for row in inside]
     assert frame["value"].tolist() == [row["value"] for row in inside]
-    served = api.datapoints_frame(
+    served = notebook.datapoints_frame(
         api.call(url, "/query", api.panel_request(["TH1_raw"], start, end))
     )
     stored = hbase.read_series(data.settings, "TH1", start, end)["value"]
-    figure = api.comparison_figure(stored, served["TH1_raw"], "TH1")
+    figure = notebook.comparison_figure(stored, served["TH1_raw"], "TH1")
     assert len(figure.axes) == 2 and "readings" in figure.axes[0].get_title()
 
 
 def test_notebook_exercises_are_checked_against_the_api(url, data, capsys):
     first_bucket = [v for t, v in data.raw["TH1"] if t < START + timedelta(hours=3)]
-    check = api.check_exercise
+    check = notebook.check_api_exercise
     assert not check("bucket_average", None, url, data.settings)
     assert "Hint" in capsys.readouterr().out
     assert check("bucket_average", sum(first_bucket) / len(first_bucket), url, data.settings)
