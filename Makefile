@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars up down status lab demo test lint browser clean
+.PHONY: help install jars up down status lab demo bench test lint browser clean
 
 help:
 	@echo "make lab     install, start Kafka + HBase, open JupyterLab on notebooks/"
@@ -14,6 +14,7 @@ help:
 	@echo "make down    stop every process of the lab"
 	@echo "make status  show the services"
 	@echo "make demo    30 simulated days through Kafka, Flink and HBase (labkit run)"
+	@echo "make bench   the benchmark: figures in a table and in build/bench.json"
 	@echo "make lint    ruff"
 
 $(BIN)/python:
@@ -48,6 +49,10 @@ lab: up
 
 demo: up
 	$(LABKIT) run --days 30
+
+bench: up
+	@mkdir -p build
+	$(LABKIT) bench --json build/bench.json
 
 lint: install
 	$(BIN)/ruff check labkit tests

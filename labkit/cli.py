@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from labkit import api, config, hbase, kafka, pipeline, sensors, services
+from labkit import api, bench, config, hbase, kafka, pipeline, sensors, services
 from labkit.services import ServiceError
 
 
@@ -81,6 +81,20 @@ def _api(args: argparse.Namespace) -> int:
         print(f"The API is running on {settings.api_url}; `labkit down` stops it.")
         return 0
     api.serve(settings, token=settings.api_token or None)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    services.up(settings, progress=lambda message: None)
+    tiny = bench.BenchConfig(days=3, latency_samples=5, api_repeats=5, baseline_days=0.5)
+    chosen = tiny if args.tiny else bench.BenchConfig(days=args.days)
+    report = bench.run(settings, chosen)
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as handle:
+            handle.write(report.to_json() + "\n")
+        print(f"Figures written to {args.json}")
     return 0
 
 
@@ -165,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--drain", action="store_true", help="stop once the topics are copied")
     serve_api = add("api", _api, "serve HBase to Grafana over HTTP (labkit.api) until Ctrl-C")
     serve_api.add_argument("--background", action="store_true", help="run it detached")
+    measure = add("bench", _bench, "benchmark the whole pipeline beside the original's pattern")
+    measure.add_argument("--days", type=float, default=365, help="simulated days (default 365)")
+    measure.add_argument("--tiny", action="store_true", help="a few seconds' run, to try it out")
+    measure.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     serve = add("serve", _serve, "run one service in the foreground (used in containers)")
     serve.add_argument("service", help=f"one of: {services.names()}")
     probe = add("probe", _probe, "exit 0 when a service answers through its client")

@@ -118,3 +118,17 @@ def test_knobs_switch_sensors_off_slow_them_down_and_stop_late_events():
 def test_bad_knobs_are_refused(changes):
     with pytest.raises(ValueError):
         Scenario(**changes)
+
+
+def test_messages_are_exactly_what_json_dumps_writes(readings):
+    for reading in readings[:500]:
+        assert (
+            reading.message()
+            == json.dumps(
+                {
+                    "m_name": reading.sensor,
+                    "m_value": reading.value,
+                    "m_timestamp": reading.timestamp.strftime(sensors.TIMESTAMP_FORMAT),
+                }
+            ).encode()
+        )
