@@ -47,6 +47,9 @@ NUMBER_JSON = rf"^\[{_NUMBER}\]$"  # ... in brackets, as JSON_QUERY writes it: [
 SENSOR_JSON = r'^\{"m_name": ?"[^"\\]*", ?"m_value": ?[-+.0-9eE]+, ?"m_timestamp": ?"[^"\\]*"\}$'
 STRICT_TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 NO_TIME = "TIMESTAMP '1970-01-01 00:00:00'"
+# Roll-ups of each sensor's readings: sum, count and the readings' mean time per period, so
+# that a dashboard's year is a few thousand rows, not every reading (labkit.api reads them).
+ROLLUPS = {"1h": "'1' HOUR", "6h": "'6' HOUR", "1d": "'1' DAY"}
 
 
 def flink_version() -> str:
@@ -287,6 +290,25 @@ def sink_tables(settings: Settings) -> list[str]:
         ),
         _sql(
             """
+            CREATE TEMPORARY TABLE output_rollup (
+              m_name STRING,
+              resolution STRING,
+              period_start STRING,
+              total DOUBLE,
+              readings BIGINT,
+              offset_sum BIGINT
+            ) WITH (
+              {kafka},
+              'key.format' = 'raw', 'key.fields' = 'm_name',
+              'value.format' = 'json', 'value.fields-include' = 'ALL',
+              {delivery}
+            )
+            """,
+            kafka=_kafka(settings, topics.output_rollup),
+            delivery=delivery,
+        ),
+        _sql(
+            """
             CREATE TEMPORARY TABLE input_invalid (
               reason STRING,
               message STRING,
@@ -501,6 +523,16 @@ def inserts(settings: Settings) -> dict[str, str]:
             """
         )
     statements.update(_meter_inserts())
+    for resolution, interval in ROLLUPS.items():
+        statements[f"rollup_{resolution}"] = _sql(
+            f"""
+            INSERT INTO output_rollup
+            SELECT m_name, '{resolution}', DATE_FORMAT(window_start, '{TIME_FORMAT}'),
+                   SUM(m_value), COUNT(*), SUM(TIMESTAMPDIFF(SECOND, window_start, ts))
+            FROM TABLE(TUMBLE(TABLE readings, DESCRIPTOR(ts), INTERVAL {interval}))
+            GROUP BY m_name, window_start, window_end
+            """
+        )
     return statements
 
 

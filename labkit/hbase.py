@@ -1,6 +1,6 @@
 """The storage layer: HBase tables, the writers that fill them from Kafka, and range-scan readers.
 
-Four tables (not one per sensor, as the original had), each with one column family ``d``:
+A few tables (not one per sensor, as the original had), each with one column family ``d``:
 
 =============  ================================================  ==============================
 table          row key                                           columns
@@ -9,6 +9,7 @@ table          row key                                           columns
 ``iot_daily``  ``Etot_DailyDiff#2024-01-05``                     value, readings, kind
 ``iot_late``   ``W1#2024-01-03 10:15:00#0-000000001234``         value, sent_at, watermark, ...
 ``iot_invalid`` ``input#2024-01-05 10:15:00#0-000000001235``     reason, message, chars
+``iot_rollup`` ``TH1#6h#2024-01-05 06:00:00``                    sum, count, offset_sum
 =============  ================================================  ==============================
 
 A row key starts with the metric and the time, so one metric's time range is one contiguous
@@ -43,7 +44,7 @@ FAMILY = b"d"
 # A row key's separator, and a byte that sorts after every character of a timestamp: a
 # range scan from "TH1#2024-01-05" to "TH1#2024-01-06" reads exactly one day of TH1.
 SEPARATOR = "#"
-TABLE_KINDS = ("raw", "daily", "late", "invalid")
+TABLE_KINDS = ("raw", "daily", "late", "invalid", "rollup")
 # Failures of the Thrift connection that a retry can cure (HBase restarting, a timeout).
 TRANSIENT = (TTransportException, socket.error, OSError, BrokenPipeError)
 
@@ -145,11 +146,23 @@ def invalid_row(record: kafka.Record) -> tuple[bytes, dict[bytes, bytes]]:
     }
 
 
+def rollup_row(record: kafka.Record) -> tuple[bytes, dict[bytes, bytes]]:
+    """A sensor's sum, count and summed time offsets (seconds) over one period."""
+    row = json.loads(record.value)
+    key = SEPARATOR.join((row["m_name"], row["resolution"], row["period_start"]))
+    return key.encode(), {
+        b"d:sum": _text(float(row["total"])),
+        b"d:count": _text(row["readings"]),
+        b"d:offset_sum": _text(row["offset_sum"]),
+    }
+
+
 ROW_MAKERS: dict[str, Callable[[kafka.Record], tuple[bytes, dict[bytes, bytes]]]] = {
     "raw": raw_row,
     "daily": daily_row,
     "late": late_row,
     "invalid": invalid_row,
+    "rollup": rollup_row,
 }
 
 
@@ -160,6 +173,7 @@ def source_topic(settings: Settings, kind: str) -> str:
         "daily": topics.output_aggr,
         "late": topics.input_late,
         "invalid": topics.input_invalid,
+        "rollup": topics.output_rollup,
     }[kind]
 
 

@@ -49,8 +49,8 @@ LAYERS = [
     ("sensors", "labkit.sensors\n10 simulated sensors"),
     ("Kafka", "topic input\n(broker)"),
     ("Flink SQL", "validate, late,\ndaily windows"),
-    ("Kafka", "output_raw, output_aggr,\ninput_late, input_invalid"),
-    ("HBase", "iot_raw, iot_daily,\niot_late, iot_invalid"),
+    ("Kafka", "output_raw, output_aggr,\ninput_late, input_invalid,\noutput_rollup"),
+    ("HBase", "iot_raw, iot_daily,\niot_late, iot_invalid,\niot_rollup"),
     ("API", "labkit.api\n(Grafana JSON)"),
     ("Grafana", "dashboards\n& notebooks"),
 ]

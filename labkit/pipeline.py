@@ -30,6 +30,7 @@ class Summary:
     daily_rows: int
     late_rows: int
     invalid_rows: int
+    rollup_rows: int
     elapsed_s: float
     stages_s: dict[str, float] = field(default_factory=dict)
 
@@ -49,7 +50,8 @@ class Summary:
             f"Simulated {self.days:g} days: {self.events:,} events in {self.elapsed_s:.1f} s "
             f"({self.events_per_s:,.0f} events/s)\n"
             f"  HBase rows: raw {self.raw_rows:,}, daily {self.daily_rows:,}, "
-            f"late {self.late_rows:,}, invalid {self.invalid_rows:,}\n"
+            f"late {self.late_rows:,}, invalid {self.invalid_rows:,}, "
+            f"roll-ups {self.rollup_rows:,}\n"
             f"  stages: {stages}"
         )
 
@@ -144,6 +146,7 @@ def run(settings: Settings, scenario: sensors.Scenario, show: bool = True) -> Su
         daily_rows=rows["daily"],
         late_rows=rows["late"],
         invalid_rows=rows["invalid"],
+        rollup_rows=rows["rollup"],
         elapsed_s=elapsed,
         stages_s=stages,
     )

@@ -13,7 +13,7 @@ def test_defaults_match_the_original_system():
     assert settings.hbase_zookeeper_port == 2183
     assert settings.api_port == 5000
     assert settings.topics.all() == [
-        "input", "input_late", "output_raw", "output_aggr", "input_invalid",
+        "input", "input_late", "output_raw", "output_aggr", "input_invalid", "output_rollup",
     ]  # fmt: skip
     assert settings.home == config.PROJECT_ROOT / ".lab"
 

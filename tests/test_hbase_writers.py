@@ -61,7 +61,7 @@ def test_writers_store_each_topic_and_commit_after_storing(isolated):
     )  # fmt: skip
     stats = hbase.drain(isolated)
     assert {kind: stat.rows for kind, stat in stats.items()} == {
-        "raw": 4, "daily": 1, "late": 1, "invalid": 1,
+        "raw": 4, "daily": 1, "late": 1, "invalid": 1, "rollup": 0,
     }  # fmt: skip
     assert table_rows(isolated, "raw")[b"TH1#2024-01-01 00:30:00"] == {b"d:value": b"50.0"}
     assert table_rows(isolated, "daily")[b"TH1#2024-01-01"] == {

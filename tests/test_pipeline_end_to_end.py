@@ -90,3 +90,15 @@ def test_has_data_tells_empty_tables_from_filled_ones(outcome, isolated):
     settings, _summary, _expected = outcome
     assert pipeline.has_data(settings)
     assert not pipeline.has_data(isolated)  # tables created, still empty
+
+
+def test_rollups_sum_and_count_the_raw_readings(outcome):
+    settings, summary, expected = outcome
+    stored = table_rows(settings, "rollup")
+    assert len(stored) == len(expected.rollups) == summary.rollup_rows
+    for row in expected.rollups.itertuples():
+        key = f"{row.sensor}#{row.resolution}#{row.period_start:%Y-%m-%d %H:%M:%S}".encode()
+        columns = stored[key]
+        assert int(columns[b"d:count"]) == row.count, key
+        assert int(columns[b"d:offset_sum"]) == row.offset_sum, key
+        assert math.isclose(float(columns[b"d:sum"]), row.sum, rel_tol=1e-9), key
