@@ -170,7 +170,7 @@ def _field_json(field: str, part: int, brackets: tuple[str, str]) -> str:
     return (
         f"CASE WHEN m.sensor_shape\n"
         f"  THEN '{before}' || {_split_part('m.message', part)} || '{after}'\n"
-        f"  ELSE JSON_QUERY(m.message, '$.{field}' WITH CONDITIONAL ARRAY WRAPPER) END"
+        f"  ELSE JSON_QUERY(m.message, '$.{field}' WITH UNCONDITIONAL ARRAY WRAPPER) END"
     )
 
 
@@ -364,12 +364,12 @@ def views() -> dict[str, str]:
                 FROM input_messages
               )
             ) AS m
-            -- Each field as JSON text in brackets, NULL when absent: ["TH1"] is a string,
-            -- [20.5] a number, [{{...}}] an object. Messages in the sensors' own shape are
-            -- split at their quotes; any other shape goes through Flink's JSON functions
-            -- (slower: each call parses the whole message again). The one-row UNNEST makes
-            -- Flink compute these once per message: columns of a plain sub-query would be
-            -- computed again wherever the later views use them.
+            -- Each field as JSON text in brackets, NULL when absent or null: ["TH1"] is a
+            -- string, [20.5] a number, [{{...}}] an object, [["TH1"]] an array. Messages in
+            -- the sensors' own shape are split at their quotes; any other shape goes through
+            -- Flink's JSON functions (slower: each call parses the whole message again).
+            -- The one-row UNNEST makes Flink compute these once per message: columns of a
+            -- plain sub-query would be computed again wherever the later views use them.
             CROSS JOIN UNNEST(ARRAY[ROW(
               {{name_json}},
               {{value_json}},

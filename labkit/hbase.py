@@ -107,9 +107,13 @@ def _origin(payload: dict) -> str:
     return f"{payload['kafka_partition']}-{payload['kafka_offset']:012d}"
 
 
+_JSON = json.JSONDecoder()
+
+
 def raw_row(record: kafka.Record) -> tuple[bytes, dict[bytes, bytes]]:
     """``output_raw`` carries the sensor's own message, unchanged."""
-    reading = json.loads(record.value)
+    # Read as leniently as the job did: white space before the object and text after it pass.
+    reading, _end = _JSON.raw_decode(record.value.decode().lstrip())
     key = f"{reading['m_name']}{SEPARATOR}{reading['m_timestamp']}"
     return key.encode(), {b"d:value": _text(float(reading["m_value"]))}
 

@@ -243,11 +243,33 @@ def consumer(settings: Settings, group: str | None = None, **config: object) -> 
     )
 
 
+# Errors a consumer reports while the cluster moves (a broker restarting, a group coordinator
+# loading): librdkafka retries them by itself, so they are news, not failures.
+PASSING_ERRORS = frozenset(
+    {
+        KafkaError._PARTITION_EOF,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
+
+
 def checked(messages: list) -> list:
-    """The messages of a consume() call, raising on errors (end-of-partition events aside)."""
+    """The messages of a consume() call, raising on errors that the client does not recover
+    from by itself (see ``PASSING_ERRORS``)."""
     for message in messages:
         error = message.error()
-        if error is not None and error.code() != KafkaError._PARTITION_EOF:
+        if error is None:
+            continue
+        if error.fatal() or (error.code() not in PASSING_ERRORS and not error.retriable()):
             raise KafkaException(error)
     return [m for m in messages if m.error() is None]
 

@@ -1,0 +1,530 @@
+"""Bad input on ``input`` never stops the pipeline and is never dropped silently.
+
+A corpus of junk, of every kind the job's validation names, is mixed into simulated traffic in
+one ordered stream, run through the real bounded pipeline (Kafka, the Flink job, the HBase
+writers) and compared with the oracle over the valid messages alone. Each junk message's
+expected reason follows from the order of the checks in ``labkit.flink`` (``input_checked``);
+junk whose time the source trusts moves the watermark, which the oracle follows through
+``oracle.trusted_time``, itself compared here with the real Flink source on tricky examples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+
+from labkit import flink, hbase, kafka, oracle, sensors
+
+from .conftest import own_topics_and_tables, table_rows
+
+EPOCH = datetime(1970, 1, 1)
+# Four days over a leap day: February 30 exists as junk, and Java reads it as the 29th.
+SCENARIO = sensors.Scenario(days=4, start=datetime(2024, 2, 27), seed=11)
+MAX_CHARS = flink.MAX_MESSAGE_CHARS
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime(sensors.TIMESTAMP_FORMAT)
+
+
+def _message(**fields: object) -> bytes:
+    """A sensor-like message; a field given as ... is left out."""
+    return json.dumps({k: v for k, v in fields.items() if v is not ...}).encode()
+
+
+def _reading(at: datetime, **changes: object) -> bytes:
+    """TH1's reading at ``at``, with some fields changed or (given as ...) left out."""
+    fields = {"m_name": "TH1", "m_value": 21.5, "m_timestamp": _stamp(at)}
+    return _message(**{**fields, **changes})
+
+
+def _latin1(at: datetime) -> bytes:
+    """A reading with its unit, "°C", encoded in Latin-1 rather than UTF-8."""
+    fields = {"m_name": "TH1", "m_value": 21.5, "unit": "°C", "m_timestamp": _stamp(at)}
+    return json.dumps(fields, ensure_ascii=False).encode("latin-1")
+
+
+def _outside(sensor: sensors.Sensor) -> list[tuple[float, str]]:
+    """Values just outside a sensor's physical range, with the reason the job gives them."""
+    shown = f"{sensor.valid_min:g}..{sensor.valid_max:g}".replace("inf", "∞")
+    reason = f"m_value outside the range of {sensor.name} ({shown})"
+    values = []
+    if math.isfinite(sensor.valid_min):
+        values.append(sensor.valid_min - 0.5)
+    if math.isfinite(sensor.valid_max):
+        values.append(sensor.valid_max + 0.5)
+    return [(value, reason) for value in values]
+
+
+@dataclass(frozen=True)
+class Junk:
+    kind: str
+    reason: str  # the reason the job must give it
+    body: Callable[[datetime], bytes | None]  # the message, from its send time
+    ahead: timedelta = timedelta(0)  # sent this far ahead of the traffic around it
+
+    def sent(self, traffic_at: datetime) -> oracle.Sent:
+        sent_at = traffic_at + self.ahead
+        return oracle.Sent(self.body(sent_at), sent_at)
+
+
+NOT_JSON = "not a JSON object"
+NOT_TIME = "m_timestamp is not a valid YYYY-MM-DD HH:MM:SS time"
+NAN = "NaN or Infinity, which JSON does not allow"
+UNKNOWN = "unknown sensor"
+
+
+def corpus() -> list[Junk]:
+    """The junk, kind by kind: each message has exactly one thing wrong with it, and its reason
+    is the first check of ``input_checked`` that it fails."""
+    nan_value = "NaN", "Infinity", "-Infinity"
+    junk = [
+        # Empty, oversized, not UTF-8: checked first, whatever the rest.
+        Junk("empty", "empty message", lambda at: b""),
+        Junk("spaces", "empty message", lambda at: b"     "),
+        Junk("tombstone (null value)", "empty message", lambda at: None),
+        Junk(
+            "oversized reading",
+            f"message longer than {MAX_CHARS} characters",
+            lambda at: _reading(at, note="x" * 5000),
+        ),
+        Junk(
+            "100 kB of text",
+            f"message longer than {MAX_CHARS} characters",
+            lambda at: b"a" * 100_000,
+        ),
+        Junk("Latin-1 text", "not valid UTF-8", lambda at: _latin1(at)),
+        Junk(
+            "a stray 0xFF", "not valid UTF-8", lambda at: _reading(at).replace(b"TH1", b"TH\xff1")
+        ),
+        Junk("cut UTF-8 sequence", "not valid UTF-8", lambda at: b'{"m_name": "\xe2\x82"}'),
+        Junk("UTF-16 surrogate", "not valid UTF-8", lambda at: b'{"m_name": "\xed\xa0\x80"}'),
+        Junk("binary", "not valid UTF-8", lambda at: bytes(range(256))),
+        # NaN and Infinity make the message invalid JSON: named before "not a JSON object".
+        *(
+            Junk(
+                f"m_value {word}", NAN, lambda at, w=word: _reading(at).replace(b"21.5", w.encode())
+            )
+            for word in nan_value
+        ),
+        Junk("malformed JSON", NOT_JSON, lambda at: _reading(at)[:-1]),
+        Junk("single quotes", NOT_JSON, lambda at: _reading(at).replace(b'"', b"'")),
+        Junk("trailing comma", NOT_JSON, lambda at: _reading(at)[:-1] + b", }"),
+        Junk("byte order mark", NOT_JSON, lambda at: b"\xef\xbb\xbf" + _reading(at)),
+        Junk("JSON array", NOT_JSON, lambda at: b"[" + _reading(at) + b"]"),
+        Junk("JSON null", NOT_JSON, lambda at: b"null"),
+        Junk("plain text", NOT_JSON, lambda at: b"TH1 21.5 at noon"),
+        Junk("control characters", NOT_JSON, lambda at: b"\x00\x01\x02"),
+        # TRIM removes spaces only: other white space is not empty, and not JSON either.
+        Junk("tabs and newlines", NOT_JSON, lambda at: b" \t\n\r "),
+        # Missing and mistyped fields, in the order of the checks.
+        Junk("empty object", "missing m_name", lambda at: b"{}"),
+        Junk("missing m_name", "missing m_name", lambda at: _reading(at, m_name=...)),
+        # JSON_QUERY reads a JSON null as no value at all.
+        Junk("null m_name", "missing m_name", lambda at: _reading(at, m_name=None)),
+        Junk(
+            "nested reading",
+            "missing m_name",
+            lambda at: _message(reading=json.loads(_reading(at))),
+        ),
+        Junk("missing m_value", "missing m_value", lambda at: _reading(at, m_value=...)),
+        Junk(
+            "missing m_timestamp", "missing m_timestamp", lambda at: _reading(at, m_timestamp=...)
+        ),
+        Junk("m_name a number", "m_name is not a string", lambda at: _reading(at, m_name=7)),
+        Junk("unknown sensor", UNKNOWN, lambda at: _reading(at, m_name="TH9")),
+        Junk("name in lower case", UNKNOWN, lambda at: _reading(at, m_name="th1")),
+        Junk("SQL in the name", UNKNOWN, lambda at: _reading(at, m_name="TH1' OR '1'='1")),
+        Junk("long name", UNKNOWN, lambda at: _reading(at, m_name="TH1" * 200)),
+        Junk(
+            "m_value a string", "m_value is not a number", lambda at: _reading(at, m_value="21.5")
+        ),
+        Junk("m_value a boolean", "m_value is not a number", lambda at: _reading(at, m_value=True)),
+        Junk("m_value an object", "m_value is not a number", lambda at: _reading(at, m_value={})),
+        Junk(
+            "m_value 1.2.3",
+            "m_value is not a number",
+            lambda at: _reading(at).replace(b"21.5", b"1.2.3"),
+        ),
+        Junk(
+            "m_value 1e400",
+            "m_value is not a finite number",
+            lambda at: _reading(at).replace(b"21.5", b"1e400"),
+        ),
+        Junk(
+            "m_timestamp in epoch seconds",
+            "m_timestamp is not a string",
+            lambda at: _reading(at, m_timestamp=_ms(at) // 1000),
+        ),
+        # Unparsable times: never trusted by the source, never moving the watermark.
+        Junk("time in words", NOT_TIME, lambda at: _reading(at, m_timestamp="yesterday")),
+        Junk("ISO time", NOT_TIME, lambda at: _reading(at, m_timestamp=at.isoformat())),
+        Junk("time with a zone", NOT_TIME, lambda at: _reading(at, m_timestamp=_stamp(at) + "Z")),
+        Junk("month 13", NOT_TIME, lambda at: _reading(at, m_timestamp=f"{at:%Y}-13-01 00:00:00")),
+        Junk("day 32", NOT_TIME, lambda at: _reading(at, m_timestamp=f"{at:%Y-%m}-32 00:00:00")),
+        Junk(
+            "far in the future",
+            "m_timestamp is later than the message was sent",
+            lambda at: _reading(at, m_timestamp="2099-01-01 00:00:00"),
+        ),
+        Junk(
+            "a second after it was sent",
+            "m_timestamp is later than the message was sent",
+            lambda at: _reading(at, m_timestamp=_stamp(at + timedelta(seconds=1))),
+        ),
+    ]
+    for sensor in sensors.CATALOGUE:
+        for value, reason in _outside(sensor):
+            junk.append(
+                Junk(f"{sensor.name} = {value:g}", reason,
+                     lambda at, s=sensor.name, v=value: _reading(at, m_name=s, m_value=v))
+            )  # fmt: skip
+    return junk
+
+
+# Junk whose time the source trusts, sent hours ahead of the traffic: each moves the watermark
+# and makes the valid readings of the following hours late. (stream position, junk)
+MOVERS = [
+    (
+        datetime(2024, 2, 28, 12, 0),
+        Junk("unknown sensor, 3 h ahead", UNKNOWN,
+             lambda at: _reading(at, m_name="TH0"), ahead=timedelta(hours=3)),
+    ),
+    (
+        # Java reads February 30 as the month's last day: 06:00 on the 29th, before it was sent.
+        datetime(2024, 2, 29, 4, 0),
+        Junk("February 30, 3 h ahead", NOT_TIME,
+             lambda at: _reading(at, m_timestamp="2024-02-30 06:00:00"), ahead=timedelta(hours=3)),
+    ),
+    (
+        # Hour 29 of February 29 is, leniently, 05:00 on March 1.
+        datetime(2024, 3, 1, 2, 0),
+        Junk("hour 29, 4 h ahead", NOT_TIME,
+             lambda at: _reading(at, m_timestamp="2024-02-29 29:00:00"), ahead=timedelta(hours=4)),
+    ),
+]  # fmt: skip
+
+
+def mixed_stream() -> tuple[list[oracle.Sent], dict[int, Junk]]:
+    """Simulated readings with the corpus spread evenly among them and the movers at their
+    times; each junk message is sent at the time of the reading before it (plus its ``ahead``).
+    Returns the stream in offset order and the junk by offset."""
+    readings = list(sensors.simulate(SCENARIO))
+    spread = corpus()
+    every = len(readings) // (len(spread) + 1)
+    at_index = {(i + 1) * every: junk for i, junk in enumerate(spread)}
+    for moment, junk in MOVERS:
+        index = next(i for i, r in enumerate(readings) if r.sent_at > moment)
+        at_index[index] = junk
+    stream: list[oracle.Sent] = []
+    junk_at: dict[int, Junk] = {}
+    for index, reading in enumerate(readings):
+        stream.append(oracle.Sent(reading.message(), reading.sent_at, reading))
+        if index in at_index:
+            junk_at[len(stream)] = at_index[index]
+            stream.append(at_index[index].sent(reading.sent_at))
+    return stream, junk_at
+
+
+def produce(settings, stream: list[oracle.Sent]) -> int:
+    """Send the stream to ``input`` in its order, stamped with the send times, as the
+    simulator sends (readings keyed by their sensor)."""
+    producer = kafka.BatchProducer(settings)
+    for sent in stream:
+        key = sent.reading.sensor.encode() if sent.reading else b"junk"
+        producer.send(settings.topics.input, sent.body, key, _ms(sent.sent_at))
+    producer.flush()
+    return producer.sent
+
+
+@dataclass
+class Outcome:
+    settings: object
+    stream: list[oracle.Sent]
+    junk_at: dict[int, Junk]
+    produced: int
+    expected: oracle.Expected
+
+
+@pytest.fixture(scope="module")
+def outcome(stack):
+    """One bounded run of the mixed stream: produce, the Flink job, the writers drained."""
+    with own_topics_and_tables(stack) as settings:
+        stream, junk_at = mixed_stream()
+        produced = produce(settings, stream)
+        writers = hbase.Writers(settings).start()
+        try:
+            flink.run_bounded(settings)
+            writers.finish()
+        finally:
+            writers.shutdown()
+        expected = oracle.expected(oracle.sent_frame(stream))
+        yield Outcome(settings, stream, junk_at, produced, expected)
+
+
+def test_the_corpus_covers_every_reason_the_job_can_give():
+    junk = corpus() + [junk for _, junk in MOVERS]
+    assert len({j.kind for j in junk}) == len(junk) >= 12
+    # The reasons are the texts the validation CASE of the job returns.
+    checks = flink.views()["input_checked"]
+    reasons = {
+        text.replace("''", "'") for text in re.findall(r"(?:THEN|ELSE) '((?:[^']|'')+)'", checks)
+    }
+    assert {j.reason for j in junk} == reasons
+
+
+def test_valid_plus_invalid_is_what_was_produced(outcome):
+    junk = len(outcome.junk_at)
+    valid = outcome.produced - junk
+    counts = {kind: hbase.count_rows(outcome.settings, kind) for kind in ("raw", "late", "invalid")}
+    assert outcome.produced == len(outcome.stream)
+    assert (
+        counts["raw"] + counts["late"]
+        == valid
+        == len(outcome.expected.raw) + len(outcome.expected.late)
+    )
+    assert counts["invalid"] == junk
+
+
+def test_every_invalid_message_is_stored_with_its_reason(outcome):
+    stored = table_rows(outcome.settings, "invalid")
+    wanted = {}
+    for offset, junk in outcome.junk_at.items():
+        sent = outcome.stream[offset]
+        wanted[f"input#{_stamp(sent.sent_at)}#0-{offset:012d}".encode()] = junk.reason
+    got = {key: columns[b"d:reason"].decode() for key, columns in stored.items()}
+    mismatched = {
+        outcome.junk_at[int(key.rsplit(b"-", 1)[1])].kind: (got.get(key), reason)
+        for key, reason in wanted.items()
+        if got.get(key) != reason
+    }
+    assert not mismatched
+    assert got.keys() == wanted.keys()
+
+
+def test_invalid_rows_keep_the_message_and_its_length(outcome):
+    stored = table_rows(outcome.settings, "invalid")
+    for offset, junk in outcome.junk_at.items():
+        sent = outcome.stream[offset]
+        columns = stored[f"input#{_stamp(sent.sent_at)}#0-{offset:012d}".encode()]
+        if sent.body is None:
+            assert columns[b"d:message"] == b"", junk.kind
+            continue
+        try:
+            text = sent.body.decode()
+        except UnicodeDecodeError:
+            # Java and Python replace bad bytes with different numbers of U+FFFD: compare the
+            # rest, which must all be kept.
+            kept = columns[b"d:message"].decode().replace("\ufffd", "")
+            assert kept == sent.body.decode(errors="replace").replace("\ufffd", ""), junk.kind
+            continue
+        assert int(columns[b"d:chars"]) == len(text), junk.kind
+        assert columns[b"d:message"].decode() == text[:MAX_CHARS], junk.kind
+
+
+def test_raw_and_late_tables_equal_the_oracle_over_the_valid_messages(outcome):
+    expected = outcome.expected
+    raw = {
+        f"{r.sensor}#{_stamp(r.timestamp)}".encode(): repr(r.value).encode()
+        for r in expected.raw.itertuples()
+    }
+    stored_raw = table_rows(outcome.settings, "raw")
+    assert {key: columns[b"d:value"] for key, columns in stored_raw.items()} == raw
+    late = {
+        f"{r.sensor}#{_stamp(r.timestamp)}#0-{r.offset:012d}".encode(): (
+            repr(r.value), _stamp(r.watermark)
+        )
+        for r in expected.late.itertuples()
+    }  # fmt: skip
+    stored_late = table_rows(outcome.settings, "late")
+    got = {
+        key: (columns[b"d:value"].decode(), columns[b"d:watermark"].decode())
+        for key, columns in stored_late.items()
+    }
+    assert got == late
+
+
+def test_daily_aggregates_equal_the_oracle_over_the_valid_messages(outcome):
+    stored = table_rows(outcome.settings, "daily")
+    expected = outcome.expected.daily
+    assert len(stored) == len(expected)
+    for row in expected.itertuples():
+        columns = stored[f"{row.metric}#{row.day}".encode()]
+        assert columns[b"d:kind"].decode() == row.kind
+        assert int(columns[b"d:readings"]) == row.readings, (row.metric, row.day)
+        assert math.isclose(float(columns[b"d:value"]), row.value, rel_tol=1e-9), row
+
+
+def test_rollups_equal_the_oracle_over_the_valid_messages(outcome):
+    stored = table_rows(outcome.settings, "rollup")
+    expected = outcome.expected.rollups
+    assert len(stored) == len(expected)
+    for row in expected.itertuples():
+        key = f"{row.sensor}#{row.resolution}#{_stamp(row.period_start)}".encode()
+        columns = stored[key]
+        assert int(columns[b"d:count"]) == row.count, key
+        assert int(columns[b"d:offset_sum"]) == row.offset_sum, key
+        assert math.isclose(float(columns[b"d:sum"]), row.sum, rel_tol=1e-9), key
+
+
+def test_junk_with_a_trusted_time_moved_the_watermark(outcome):
+    # Without the movers' trusted times the oracle would expect fewer late readings: the
+    # comparisons above hold only because the oracle follows the source's event time.
+    untrusting = oracle.sent_frame(
+        oracle.Sent(s.body if s.reading else None, s.sent_at, s.reading) for s in outcome.stream
+    )
+    baseline = oracle.expected(untrusting)
+    moved = len(outcome.expected.late) - len(baseline.late)
+    assert moved > 3 * 7  # three movers, each making hours of seven sensors' readings late
+    assert set(outcome.expected.late["sensor"]) > {"W1"}
+
+
+# --------------------------------------------------------------------------------------
+# The source's event time, on tricky examples: oracle.trusted_time against Flink itself
+# --------------------------------------------------------------------------------------
+
+SENT = datetime(2024, 3, 5, 12, 0, 0)
+
+
+def _shaped(value: str, stamp: str, name: str = "TH1") -> bytes:
+    return f'{{"m_name": "{name}", "m_value": {value}, "m_timestamp": "{stamp}"}}'.encode()
+
+
+def _json_first(stamp: str, value: str = "20.5") -> bytes:
+    """Not the sensors' shape (m_timestamp first): read through Flink's JSON functions."""
+    return f'{{"m_timestamp": "{stamp}", "m_name": "TH1", "m_value": {value}}}'.encode()
+
+
+# Fields given as one-element arrays: they must not pass for the string "TH1" or the number 20.5.
+ARRAYS = {
+    b'{"m_name": ["TH1"], "m_value": 20.5, "m_timestamp": "2024-03-05 11:00:00"}':
+        "m_name is not a string",
+    b'{"m_name": "TH1", "m_value": [20.5], "m_timestamp": "2024-03-05 11:00:00"}':
+        "m_value is not a number",
+}  # fmt: skip
+
+
+EXAMPLES: list[tuple[bytes | None, datetime]] = [
+    *(
+        (maker(stamp), SENT)
+        for maker in (lambda s: _shaped("20.5", s), _json_first)
+        for stamp in (
+            "2024-03-05 11:00:00", "2024-02-30 11:00:00", "2023-02-29 11:00:00",
+            "2024-04-31 11:00:00", "2024-03-04 24:00:00", "2024-03-04 24:00:01",
+            "2024-03-04 23:59:60", "2024-03-04 23:60:00", "2024-03-01 99:99:99",
+            "2024-02-30 25:00:00", "2024-13-01 00:00:00", "2024-00-10 00:00:00",
+            "2024-01-32 00:00:00", "2024-01-00 00:00:00", "2099-03-05 11:00:00",
+            "9999-12-31 24:00:00", "1900-01-01 00:00:00", "2024-03-05 11:00:00 ",
+            "2024-03-05T11:00:00", "24-03-05 11:00:00", "\uff12024-03-05 11:00:00",
+        )
+    ),
+    # Line ends: Java's "$" matches before one; TO_TIMESTAMP then trims it (or fails).
+    *(
+        (_shaped("20.5", "2024-03-05 11:00:00" + end), SENT)
+        for end in ("\n", "\r\n", "\r", "\u2028", "\u0085", "\n\n", "\t")
+    ),
+    (_shaped("20.5", "2024-02-30 11:00:00\n"), SENT),
+    (_shaped("20.5", "2024-03-05 11:00:00") + b"\n", SENT),
+    (_shaped("20.5", "2024-03-05 11:00:00") + b"\r\n", SENT),
+    (_shaped("20.5", "2024-03-05 11:00:00") + "\u2029".encode(), SENT),
+    (b'{"m_name": "TH1", "m_value": 20.5, "m_timestamp": "2024-03-05 11:00:00\\n"}', SENT),
+    (b'{"m_name": "TH1", "m_value": 20.5, "m_timestamp": "2024-03-05\\u002011:00:00"}', SENT),
+    # Values the sensors' shape lets through, which JSON does not parse.
+    (_shaped("1.2.3", "2024-03-05 11:00:00"), SENT),
+    (_shaped("020.5", "2024-03-05 11:00:00"), SENT),
+    (_shaped("1" * 1500, "2024-03-05 11:00:00"), SENT),
+    (_json_first("2024-03-05 11:00:00", "1" * 1500), SENT),
+    (_json_first("2024-03-05 11:00:00", "1" * 900), SENT),
+    (_json_first("2024-03-05 11:00:00", "NaN"), SENT),
+    (_json_first("2024-03-05 11:00:00", "1e400"), SENT),
+    # Whatever follows the first JSON value is ignored; duplicate keys: the last one counts.
+    (_json_first("2024-03-05 11:00:00") + b" trailing", SENT),
+    (_json_first("2024-03-05 11:00:00") + b"}", SENT),
+    (b"  \n" + _json_first("2024-03-05 11:00:00"), SENT),
+    (b'{"m_timestamp": "2024-03-05 10:00:00", "m_timestamp": "2024-03-05 11:30:00"}', SENT),
+    (b'{"m_timestamp": "2024-03-05 10:00:00", "m_timestamp": 5}', SENT),
+    (b'{"m_timestamp": ["2024-03-05 11:00:00"]}', SENT),
+    (b'{"m_timestamp": null}', SENT),
+    (b"\xef\xbb\xbf" + _json_first("2024-03-05 11:00:00"), SENT),
+    (b'{"m_timestamp": "2024-03-05 11:00:00", "x": /* comment */ 1}', SENT),
+    (b"{'m_timestamp': '2024-03-05 11:00:00'}", SENT),
+    # Bytes that are not UTF-8 around a good time, in both shapes.
+    (_shaped("20.5", "2024-03-05 11:00:00").replace(b"TH1", b"TH\xff1"), SENT),
+    (_json_first("2024-03-05 11:00:00").replace(b"TH1", b"\xc3("), SENT),
+    (_json_first("2024-03-05 11:00:00".replace("11", "1\xff")), SENT),
+    # Capped at the send time, to the millisecond.
+    (_shaped("20.5", "2024-03-05 12:00:01"), SENT + timedelta(microseconds=250_999)),
+    (_json_first("2024-03-05 12:00:00"), SENT - timedelta(milliseconds=1)),
+    (b"", SENT),
+    (None, SENT),
+    (b"no json at all", SENT),
+    *((body, SENT) for body in ARRAYS),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def classified(stack):
+    """Each example through the job's own source and views on the real Flink:
+    {offset: (ts to the millisecond, problem, m_name, m_value, m_timestamp)}."""
+    with own_topics_and_tables(stack) as settings:
+        produce(settings, [oracle.Sent(body, sent_at) for body, sent_at in EXAMPLES])
+        env = flink.table_environment(settings)
+        flink.declare(env, settings, bounded=True)
+        query = env.sql_query(
+            "SELECT kafka_offset, DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm:ss.SSS'), problem, m_name, "
+            "m_value, m_timestamp FROM input_classified"
+        )
+        with query.execute().collect() as rows:
+            yield {row[0]: tuple(row[1:]) for row in rows}
+
+
+def test_trusted_time_is_the_event_time_of_the_flink_source(classified):
+    assert sorted(classified) == list(range(len(EXAMPLES)))
+    differ = {}
+    for offset, (body, sent_at) in enumerate(EXAMPLES):
+        trusted = oracle.trusted_time(body, sent_at) or oracle.NO_TIME
+        mine = f"{trusted:%Y-%m-%d %H:%M:%S}.{trusted.microsecond // 1000:03d}"
+        if classified[offset][0] != mine:
+            differ[body] = (classified[offset][0], mine)
+    assert not differ
+    # The examples do reach every branch: the clipped day, the lenient overflow, the cap.
+    times = {body: classified[offset][0] for offset, (body, _) in enumerate(EXAMPLES)}
+    assert times[_shaped("20.5", "2024-02-30 11:00:00")] == "2024-02-29 11:00:00.000"
+    assert times[_shaped("20.5", "2024-02-30 25:00:00")] == "2024-03-02 01:00:00.000"
+    assert times[_shaped("20.5", "2099-03-05 11:00:00")] == "2024-03-05 12:00:00.000"
+
+
+def _example_offset(body: bytes) -> int:
+    return next(i for i, (b, _) in enumerate(EXAMPLES) if b == body)
+
+
+def test_array_valued_fields_are_invalid(classified):
+    problems = {body: classified[_example_offset(body)][1] for body in ARRAYS}
+    assert problems == ARRAYS
+
+
+def test_the_raw_writer_stores_every_reading_the_job_accepts(classified):
+    accepted = 0
+    for offset, (body, sent_at) in enumerate(EXAMPLES):
+        _ts, problem, name, value, stamp = classified[offset]
+        if problem is not None:
+            continue
+        accepted += 1
+        # What the raw writer gets: the message, unchanged, from output_raw.
+        record = kafka.Record("output_raw", 0, offset, _ms(sent_at), name.encode(), body)
+        try:
+            row = hbase.raw_row(record)
+        except (ValueError, TypeError, KeyError) as error:
+            pytest.fail(f"the raw writer dies on {body!r}: {error!r}")
+        assert row == (f"{name}#{stamp}".encode(), {b"d:value": repr(value).encode()}), body
+    assert accepted >= 10
