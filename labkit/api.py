@@ -34,11 +34,20 @@ Every read is one HBase range scan of one metric's keys between the range's ends
 metric names of the catalogue ever become part of a row key.
 
 **Downsampling.** When a range holds more points than the panel's ``maxDataPoints``, the range
-is cut into ``maxDataPoints`` buckets of equal width and each non-empty bucket becomes one
-point: the average of its values, stamped at the average time of its readings. The first
-and last points therefore never lie outside the readings' own time span, and a straight line
-stays on that line. The ``invalid`` time series counts the messages in each bucket, stamped
-at the bucket's start. A table of a raw or daily metric holds the same points as its series;
+is cut into at most ``maxDataPoints`` buckets and each non-empty bucket becomes one point: the
+average of its values, stamped at the average time of its readings. The first and last points
+therefore never lie outside the readings' own time span, and a straight line stays on that
+line. Buckets narrower than an hour have equal widths. Wider ones are a whole number of the
+pipeline's roll-up periods (1 h, 6 h or 1 d: the coarsest that fits), aligned to them; a raw
+metric's bucket is then read from the roll-ups (``iot_rollup``: sum, count and summed time of
+each sensor's readings per period) for the periods wholly inside the range, and from the raw
+readings only at the range's edges and after the last period rolled up so far. The points are
+those the raw readings give in the same buckets, for a few thousand rows instead of every
+reading of a year. A target's payload ``{"source": "raw"}`` makes the API read every raw
+reading instead (to compare, or to time it).
+
+The ``invalid`` time series counts the messages in each of ``maxDataPoints`` equal buckets,
+stamped at the bucket's start. A table of a raw or daily metric holds the same points as its series;
 a table (or the annotations) of a late or invalid metric lists the first ``maxDataPoints``
 events of the range, one row each. ``maxDataPoints`` is capped at 10,000.
 
@@ -285,6 +294,10 @@ def to_ms(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
 def _instant(value: Any, what: str) -> datetime:
     if not isinstance(value, str):
         raise bad_request(f"{what} must be an ISO 8601 time such as 2024-01-05T10:15:00.000Z")
@@ -339,6 +352,26 @@ def matching(text: str | None) -> list[str]:
     return [name for name in CATALOGUE if text in name.lower()]
 
 
+SOURCES = ("auto", "raw")
+SOURCE_PAYLOAD = {
+    "name": "source",
+    "label": "Read",
+    "type": "select",
+    "placeholder": "auto",
+    "options": [
+        {"label": "Roll-ups where they fit (fast)", "value": "auto"},
+        {"label": "Every raw reading", "value": "raw"},
+    ],
+}
+
+
+def _source(target: dict) -> str:
+    chosen = _payload(target).get("source", "auto")
+    if chosen not in SOURCES:
+        raise bad_request(f"payload.source must be one of {', '.join(SOURCES)}")
+    return chosen
+
+
 def _format(target: dict) -> str:
     legacy = target.get("type")  # SimpleJSON: timeserie|table; simPod <= 0.2: timeseries|table
     if legacy is not None and legacy not in ("timeserie", "timeseries", "table"):
@@ -358,6 +391,7 @@ class Selection:
     metric: Metric
     format: str
     ref_id: str | None
+    source: str = "auto"  # "raw": downsample every reading, never the roll-ups
 
 
 def _selections(body: dict) -> list[Selection]:
@@ -371,13 +405,13 @@ def _selections(body: dict) -> list[Selection]:
         if target.get("hide") is True or name is None or name.strip() in ("", PLACEHOLDER):
             continue
         ref_id = _optional_str(target, "refId", "target")
-        chosen = _format(target)
+        chosen, source = _format(target), _source(target)
         for metric in resolve(name):
             if chosen not in metric.formats:
                 raise bad_request(
                     f"{metric.name} has no {chosen}: only late and invalid metrics have them"
                 )
-            selections.append(Selection(metric, chosen, ref_id))
+            selections.append(Selection(metric, chosen, ref_id, source))
     if len(selections) > MAX_METRICS_PER_QUERY:
         raise bad_request(f"A query may ask for at most {MAX_METRICS_PER_QUERY} metrics")
     return selections
@@ -449,10 +483,11 @@ def key_range(metric: Metric, window: Window) -> tuple[bytes, bytes] | None:
     return (prefix + text(first)).encode(), stop.encode()
 
 
-def _key_time(key: bytes) -> datetime | None:
-    """The time in a row key (``metric#time[#origin]``); None for a key of another shape."""
+def _key_time(key: bytes, field: int = 1) -> datetime | None:
+    """The time in a row key (``metric#time[#origin]``, ``sensor#resolution#time``); None for
+    a key of another shape."""
     try:
-        return datetime.fromisoformat(key.decode().split(hbase.SEPARATOR)[1])
+        return datetime.fromisoformat(key.decode().split(hbase.SEPARATOR)[field])
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
 
@@ -512,6 +547,33 @@ class Store:
                 rows.append((to_ms(moment), data))
         return rows
 
+    def rollups(
+        self, metric: Metric, resolution: str, first: datetime, last: datetime
+    ) -> list[PeriodSum]:
+        """The roll-ups of a raw metric's periods that start from ``first`` to ``last``."""
+        period = sensors.ROLLUP_PERIODS[resolution]
+        prefix = f"{metric.key}{hbase.SEPARATOR}{resolution}{hbase.SEPARATOR}"
+        start, stop = (f"{prefix}{moment:{sensors.TIMESTAMP_FORMAT}}".encode()
+                       for moment in (first, last + period))  # fmt: skip
+        with self.pool.connection() as connection:
+            table = connection.table(hbase.table_name(self.settings, "rollup"))
+            try:
+                scanned = list(table.scan(row_start=start, row_stop=stop, batch_size=5000))
+            except TException as error:
+                if "TableNotFoundException" in _detail(error):
+                    return []  # tables of a lab from before the roll-ups
+                raise
+        sums = []
+        for key, data in scanned:
+            moment = _key_time(key, field=2)
+            total, count = _number(data.get(b"d:sum")), _number(data.get(b"d:count"))
+            offsets = _number(data.get(b"d:offset_sum"))
+            if moment is not None and None not in (total, count, offsets) and count:
+                start_ms, count = to_ms(moment), int(count)
+                time_total = count * start_ms + int(offsets) * 1000
+                sums.append(PeriodSum(start_ms, count, total, time_total))
+        return sums
+
     def points(self, metric: Metric, window: Window) -> list[tuple[int, float]]:
         points = []
         for ms, data in self.rows(metric, window, columns=[b"d:value"]):
@@ -526,20 +588,71 @@ class Store:
 # --------------------------------------------------------------------------------------
 
 
-def downsample(
-    points: list[tuple[int, float]], start_ms: int, end_ms: int, max_points: int
-) -> list[tuple[int, float]]:
-    """At most ``max_points`` points: bucket averages of value and time (see the module doc)."""
-    if len(points) <= max_points:
-        return list(points)
-    span = end_ms - start_ms + 1
-    buckets: dict[int, list[float]] = {}
-    for ms, value in points:
-        bucket = buckets.setdefault((ms - start_ms) * max_points // span, [0, 0.0, 0])
-        bucket[0] += ms
-        bucket[1] += value
-        bucket[2] += 1
-    return [(int(t // n), v / n) for t, v, n in (buckets[i] for i in sorted(buckets))]
+@dataclass(frozen=True)
+class PeriodSum:
+    """Readings summed over a period (a roll-up, or one reading): their count, the sum of
+    their values and the sum of their times (epoch ms)."""
+
+    start_ms: int
+    count: int
+    total: float
+    time_total: int
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """How a range is cut for downsampling: into ``count`` equal buckets, or, when a bucket
+    spans at least the shortest roll-up period, into buckets of ``width_ms`` (a whole number
+    of the ``rollup`` periods) aligned to those periods, so that each period of the roll-ups
+    lies in one bucket."""
+
+    start_ms: int
+    end_ms: int
+    count: int
+    rollup: str | None = None
+    width_ms: int = 0
+    origin_ms: int = 0
+
+    def index(self, ms: int) -> int:
+        if self.rollup is not None:
+            return (ms - self.origin_ms) // self.width_ms
+        return (ms - self.start_ms) * self.count // (self.end_ms - self.start_ms + 1)
+
+
+def _period_ms(resolution: str) -> int:
+    return sensors.ROLLUP_PERIODS[resolution] // timedelta(milliseconds=1)
+
+
+def buckets_for(window: Window, max_points: int) -> Buckets:
+    """At most ``max_points`` buckets over the window, aligned to the coarsest roll-up period
+    that fits in an equal bucket (see the module doc)."""
+    start, end = window.start_ms, window.end_ms
+    span = end - start + 1
+    for resolution in sorted(sensors.ROLLUP_PERIODS, key=_period_ms, reverse=True):
+        period = _period_ms(resolution)
+        if period * max_points > span:
+            continue
+        origin = start - start % period
+        width = period * -(-span // (period * max_points))
+        while (end - origin) // width + 1 > max_points:
+            width += period
+        return Buckets(start, end, max_points, resolution, width, origin)
+    return Buckets(start, end, max_points)
+
+
+def downsample(sums: list[PeriodSum], buckets: Buckets) -> list[tuple[int, float]]:
+    """One point per non-empty bucket: the mean value of its readings at their mean time."""
+    merged: dict[int, list[float]] = {}
+    for part in sums:
+        bucket = merged.setdefault(buckets.index(part.start_ms), [0, 0.0, 0])
+        bucket[0] += part.time_total
+        bucket[1] += part.total
+        bucket[2] += part.count
+    return [(int(t // n), v / n) for t, v, n in (merged[i] for i in sorted(merged))]
+
+
+def _as_sums(points: list[tuple[int, float]]) -> list[PeriodSum]:
+    return [PeriodSum(ms, 1, value, ms) for ms, value in points]
 
 
 def count_per_bucket(
@@ -623,9 +736,7 @@ class Answers:
             times = [ms for ms, _ in self.store.rows(metric, window, columns=[b"d:reason"])]
             series = count_per_bucket(times, window.start_ms, window.end_ms, max_points)
         else:
-            series = downsample(
-                self.store.points(metric, window), window.start_ms, window.end_ms, max_points
-            )
+            series = self.series(metric, window, max_points, selection.source)
         if selection.format == "table":
             columns = [_time_column(), {"text": metric.name, "type": "number"}]
             return _table(selection, columns, [[ms, value] for ms, value in series])
@@ -634,6 +745,41 @@ class Answers:
             "refId": selection.ref_id,
             "datapoints": [[value, ms] for ms, value in series],
         }
+
+    def series(
+        self, metric: Metric, window: Window, max_points: int, source: str = "auto"
+    ) -> list[tuple[int, float]]:
+        """The metric's points in the window, downsampled to at most ``max_points``."""
+        buckets = buckets_for(window, max_points)
+        sums = None
+        if buckets.rollup is not None and metric.kind == "raw" and source == "auto":
+            sums = self._rolled_up(metric, window, buckets.rollup)
+        if sums is None or sum(part.count for part in sums) <= max_points:
+            points = self.store.points(metric, window)
+            if len(points) <= max_points:
+                return points
+            sums = _as_sums(points)
+        return downsample(sums, buckets)
+
+    def _rolled_up(self, metric: Metric, window: Window, resolution: str) -> list[PeriodSum] | None:
+        """The window's readings as the roll-ups of the periods that lie wholly inside it, plus
+        the raw readings before and after the rolled-up periods (the window's edges, periods
+        not rolled up yet); None when there are no roll-ups to use."""
+        period = _period_ms(resolution)
+        first = -(-window.start_ms // period) * period
+        last = (window.end_ms + 1) // period * period - period
+        if first > last:
+            return None
+        rolled = self.store.rollups(metric, resolution, from_ms(first), from_ms(last))
+        if not rolled:
+            return None
+        covered_from, covered_to = rolled[0].start_ms, rolled[-1].start_ms + period
+        edges = []
+        if covered_from > window.start_ms:
+            edges += self.store.points(metric, Window(window.start, from_ms(covered_from - 1)))
+        if covered_to <= window.end_ms:
+            edges += self.store.points(metric, Window(from_ms(covered_to), window.end))
+        return rolled + _as_sums(edges)
 
     def _event_table(self, selection: Selection, window: Window, limit: int) -> dict:
         rows = self.store.rows(selection.metric, window, limit=limit)
@@ -708,7 +854,8 @@ class Metrics:
                         "type": "select",
                         "placeholder": "timeseries",
                         "options": _format_options(metric),
-                    }
+                    },
+                    *([SOURCE_PAYLOAD] if metric.kind == "raw" else []),
                 ],
             }
             for metric in CATALOGUE.values()
@@ -723,7 +870,12 @@ class PayloadOptions:
         name = _optional_str(body, "name", "body")
         metric_name = _optional_str(body, "metric", "body")
         metric = resolve(metric_name)[0] if metric_name else None
-        resp.media = _format_options(metric) if name == "format" else []
+        if name == "format":
+            resp.media = _format_options(metric)
+        elif name == "source" and (metric is None or metric.kind == "raw"):
+            resp.media = SOURCE_PAYLOAD["options"]
+        else:
+            resp.media = []
 
 
 class Variable:

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from labkit import sensors
@@ -47,9 +48,11 @@ NUMBER_JSON = rf"^\[{_NUMBER}\]$"  # ... in brackets, as JSON_QUERY writes it: [
 SENSOR_JSON = r'^\{"m_name": ?"[^"\\]*", ?"m_value": ?[-+.0-9eE]+, ?"m_timestamp": ?"[^"\\]*"\}$'
 STRICT_TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 NO_TIME = "TIMESTAMP '1970-01-01 00:00:00'"
-# Roll-ups of each sensor's readings: sum, count and the readings' mean time per period, so
-# that a dashboard's year is a few thousand rows, not every reading (labkit.api reads them).
-ROLLUPS = {"1h": "'1' HOUR", "6h": "'6' HOUR", "1d": "'1' DAY"}
+# Roll-ups of each sensor's readings (labkit.api reads them), as SQL intervals.
+ROLLUPS = {
+    name: f"'{period // timedelta(hours=1)}' HOUR"
+    for name, period in sensors.ROLLUP_PERIODS.items()
+}
 
 
 def flink_version() -> str:

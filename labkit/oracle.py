@@ -211,14 +211,11 @@ def expected(messages: pd.DataFrame) -> Expected:
     )
 
 
-ROLLUP_PERIODS = {"1h": "1h", "6h": "6h", "1d": "1D"}  # as labkit.flink.ROLLUPS
-
-
 def rollups(readings: pd.DataFrame) -> pd.DataFrame:
     """Per sensor and period: the sum and count of the readings, and their summed offsets
     (seconds) from the period's start."""
     frames = []
-    for resolution, period in ROLLUP_PERIODS.items():
+    for resolution, period in sensors.ROLLUP_PERIODS.items():
         start = readings["timestamp"].dt.floor(period)
         offsets = (readings["timestamp"] - start).dt.total_seconds().astype("int64")
         grouped = readings.assign(period_start=start, offset=offsets).groupby(

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,8 @@ from .conftest import own_topics_and_tables
 START = datetime(2024, 1, 1)
 DAYS = 3
 TICK = timedelta(minutes=15)
+MS = timedelta(milliseconds=1)
+EPOCH_START = datetime(1970, 1, 1)
 RAW_SENSORS = ("TH1", "TH2", "HVAC1", "W1")
 GRAFANA = PROJECT_ROOT / "grafana" / "provisioning"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -60,6 +63,35 @@ def expected_names() -> list[str]:
     ]
     late = [f"{sensor.name}_late" for sensor in sensors.CATALOGUE]
     return raw + daily + late + ["invalid"]
+
+
+# HVAC1 has true roll-ups; TH2 marked ones, for its first two days only: each period's mean
+# is MARKED, which no TH2 reading (12..35) is, so a point of 1000 comes from a roll-up.
+MARKED = 1000.0
+ROLLED_UP_UNTIL = {"HVAC1": START + timedelta(days=DAYS), "TH2": START + timedelta(days=2)}
+
+
+def rollups(raw: dict[str, list[tuple[datetime, float]]]) -> dict[str, dict[bytes, dict]]:
+    """Roll-up rows (as the pipeline's writer stores them) of the sensors of ROLLED_UP_UNTIL."""
+    tables: dict[str, dict[bytes, dict]] = {}
+    for name, until in ROLLED_UP_UNTIL.items():
+        sums: dict[bytes, list] = {}
+        for moment, value in raw[name]:
+            if moment >= until:
+                continue
+            for resolution, period in sensors.ROLLUP_PERIODS.items():
+                start = START + (moment - START) // period * period
+                key = f"{name}#{resolution}#{start:%Y-%m-%d %H:%M:%S}".encode()
+                total = sums.setdefault(key, [0.0, 0, 0])
+                total[0] += MARKED if name == "TH2" else value
+                total[1] += 1
+                total[2] += int((moment - start).total_seconds())
+        tables[name] = {
+            key: {b"d:sum": repr(t).encode(), b"d:count": str(n).encode(),
+                  b"d:offset_sum": str(o).encode()}
+            for key, (t, n, o) in sums.items()
+        }  # fmt: skip
+    return tables
 
 
 @dataclass
@@ -115,6 +147,10 @@ def _fill(settings: Settings) -> Data:
                     batch.put(f"{metric}#{day:%Y-%m-%d}".encode(),
                               {b"d:value": repr(value).encode(), b"d:readings": b"96",
                                b"d:kind": sensors.daily_metrics()[metric].encode()})  # fmt: skip
+        with connection.table(hbase.table_name(settings, "rollup")).batch() as batch:
+            for rows in rollups(raw).values():
+                for key, columns in rows.items():
+                    batch.put(key, columns)
         with connection.table(hbase.table_name(settings, "late")).batch() as batch:
             for row in late:
                 key = f"{row['sensor']}#{row['time']:%Y-%m-%d %H:%M:%S}#0-{row['offset']:012d}"
@@ -231,13 +267,34 @@ def in_window(points: list[tuple[datetime, float]], start: datetime, end: dateti
     return [[value, ms(moment)] for moment, value in points if start <= moment <= end]
 
 
+def rollup_period(start: datetime, end: datetime, buckets: int) -> timedelta | None:
+    """Reference: the widest roll-up period that fits in an equal bucket of the range."""
+    fitting = [p for p in sensors.ROLLUP_PERIODS.values() if p * buckets <= end - start + MS]
+    return max(fitting, default=None)
+
+
+def bucket_of(start: datetime, end: datetime, buckets: int) -> Callable[[int], int]:
+    """Independent reference for the buckets of a range: equal ones over the inclusive range
+    when no roll-up period fits in one; otherwise that period times the smallest whole number
+    that keeps the buckets, aligned to the period, at most ``buckets``."""
+    period = rollup_period(start, end, buckets)
+    if period is None:
+        span = ms(end) - ms(start) + 1
+        return lambda t: (t - ms(start)) * buckets // span
+    period_ms = period // MS
+    origin = ms(start) // period_ms * period_ms
+    width = next(k * period_ms for k in range(1, 10**6)
+                 if (ms(end) - origin) // (k * period_ms) + 1 <= buckets)  # fmt: skip
+    return lambda t: (t - origin) // width
+
+
 def bucket_averages(points: list[list], start: datetime, end: datetime, buckets: int) -> list:
-    """Independent reference for downsampling: equal-width buckets over the inclusive range,
-    each non-empty one giving (mean value, floor of the mean time)."""
-    span = ms(end) - ms(start) + 1
+    """Reference downsampling: each non-empty bucket gives (mean value, floor of the mean
+    time)."""
+    bucket = bucket_of(start, end, buckets)
     groups: dict[int, list[list]] = {}
     for value, t in points:
-        groups.setdefault((t - ms(start)) * buckets // span, []).append([value, t])
+        groups.setdefault(bucket(t), []).append([value, t])
     return [
         [sum(v for v, _ in group) / len(group), sum(t for _, t in group) // len(group)]
         for _, group in sorted(groups.items())
@@ -278,6 +335,16 @@ def test_metrics_lists_the_same_metrics_with_a_format_payload(url):
             formats = [option["value"] for option in item["payloads"][0]["options"]]
             late_or_invalid = item["value"].endswith("_late") or item["value"] == "invalid"
             assert formats == ["timeseries", "table"] + (["annotations"] if late_or_invalid else [])
+
+
+def test_raw_metrics_offer_a_source_payload(url):
+    _, metrics = send(url, "/metrics", {})
+    for item in metrics:
+        names = [payload["name"] for payload in item["payloads"]]
+        assert names == (["format", "source"] if item["value"].endswith("_raw") else ["format"])
+    body = {"metric": "TH1_raw", "payload": {}, "name": "source"}
+    assert [o["value"] for o in send(url, "/metric-payload-options", body)[1]] == ["auto", "raw"]
+    assert send(url, "/metric-payload-options", {**body, "metric": "TH1_aggr"}) == (200, [])
 
 
 def test_metric_payload_options(url):
@@ -360,6 +427,60 @@ def test_downsampling_averages_equal_buckets(url, data):
         assert [v for v, _ in got] == pytest.approx([v for v, _ in expected], rel=1e-12)
         # The first and last points stay within the readings' own time span.
         assert readings[0][1] <= got[0][1] and got[-1][1] <= readings[-1][1]
+
+
+def query_points(url: str, metric: str, start: datetime, end: datetime, points: int,
+                 payload: dict | None = None) -> list[list]:  # fmt: skip
+    status, answer = send(url, "/query", simpod_query([simpod_target(metric, payload=payload)],
+                                                      start, end, points))  # fmt: skip
+    assert status == 200
+    return answer[0]["datapoints"]
+
+
+WINDOWS = [  # (offset from START, length, maxDataPoints): 1 d, 6 h and 1 h periods, aligned or not
+    (timedelta(0), timedelta(days=DAYS), 3),
+    (timedelta(hours=3, minutes=20), timedelta(days=2), 7),
+    (timedelta(minutes=50), timedelta(days=2, hours=1), 40),
+    (timedelta(0), timedelta(days=1), 20),
+]
+
+
+@pytest.mark.parametrize("offset, length, points", WINDOWS)
+def test_roll_ups_give_the_points_of_the_raw_readings(url, data, offset, length, points):
+    start = START + offset
+    end = start + length
+    readings = in_window(data.raw["HVAC1"], start, end)
+    expected = bucket_averages(readings, start, end, points)
+    for payload in (None, {"source": "raw"}):
+        got = query_points(url, "HVAC1_raw", start, end, points, payload)
+        assert [t for _, t in got] == [t for _, t in expected]
+        assert [v for v, _ in got] == pytest.approx([v for v, _ in expected], rel=1e-9)
+
+
+@pytest.mark.parametrize("points", [11, 12, 40])
+def test_roll_ups_are_read_inside_the_range_raw_readings_at_its_edges_and_after_them(
+    url, data, points
+):
+    # TH2's roll-ups say MARKED and end with day 2: a reading counts as MARKED exactly when the
+    # API reads its period's roll-up, i.e. the period lies wholly in the range and is rolled up.
+    start, end = START + timedelta(hours=3, minutes=30), START + timedelta(days=DAYS) - TICK
+    period = rollup_period(start, end, points)
+    assert period is not None
+
+    def through_roll_up(t: int) -> bool:
+        first = START + (EPOCH_START + timedelta(milliseconds=t) - START) // period * period
+        return start <= first and first + period <= min(end + MS, ROLLED_UP_UNTIL["TH2"])
+
+    readings = in_window(data.raw["TH2"], start, end)
+    seen = [[MARKED if through_roll_up(t) else v, t] for v, t in readings]
+    assert 0 < sum(v == MARKED for v, _ in seen) < len(seen)
+    expected = bucket_averages(seen, start, end, points)
+    got = query_points(url, "TH2_raw", start, end, points)
+    assert [t for _, t in got] == [t for _, t in expected]
+    assert [v for v, _ in got] == pytest.approx([v for v, _ in expected], rel=1e-12)
+    # Asked for every raw reading, the API never reads a roll-up.
+    raw = query_points(url, "TH2_raw", start, end, points, {"source": "raw"})
+    assert raw == [[v, t] for v, t in bucket_averages(readings, start, end, points)]
 
 
 def test_no_downsampling_when_the_points_fit(url, data):
@@ -608,6 +729,7 @@ def _query(**changes: Any) -> dict:
         ("/query", _query(targets=[{"target": "TH1_raw", "refId": 7}])),
         ("/query", _query(targets=[{"target": "TH1_raw", "type": "graph"}])),
         ("/query", _query(targets=[{"target": "TH1_raw", "payload": {"format": "pie"}}])),
+        ("/query", _query(targets=[{"target": "TH1_raw", "payload": {"source": "cache"}}])),
         ("/query", _query(targets=[{"target": "TH1_raw", "payload": "{bad"}])),
         ("/query", _query(targets=[{"target": "TH1_raw", "payload": [1]}])),
         ("/query", _query(targets=[{"target": "TH1_raw", "payload": {"format": "annotations"}}])),
