@@ -72,6 +72,12 @@ class ServiceError(RuntimeError):
 # --------------------------------------------------------------------------------------
 
 
+INSTALL_JAVA = (
+    "The lab runs Kafka and HBase on Java 17 or newer: install it (Debian/Ubuntu: "
+    "`sudo apt install openjdk-17-jdk`; conda: use environment.yml) or set JAVA_HOME to a JDK 17."
+)
+
+
 def java_executable() -> str:
     """The ``java`` to run the servers with: ``$JAVA_HOME/bin/java``, else the one on PATH."""
     java_home = os.environ.get("JAVA_HOME")
@@ -80,16 +86,17 @@ def java_executable() -> str:
         return str(candidate)
     found = shutil.which("java")
     if not found:
-        raise ServiceError(
-            "Java was not found. The lab runs Kafka and HBase on Java 17 or newer: install it "
-            "(Debian/Ubuntu: `sudo apt install openjdk-17-jdk`; conda: use environment.yml) "
-            "or set JAVA_HOME to a JDK 17."
-        )
+        # A JAVA_HOME that points nowhere is the likely mistake: name it.
+        wrong_home = f" (JAVA_HOME={java_home} has no bin/java)" if java_home else ""
+        raise ServiceError(f"Java was not found{wrong_home}. {INSTALL_JAVA}")
     return found
 
 
 def java_major_version(java: str) -> int:
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    except OSError as error:  # not executable, not a program (a half-unpacked JDK)
+        raise ServiceError(f"{java} does not run ({error.strerror}). {INSTALL_JAVA}") from None
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
     if not match:
         raise ServiceError(f"Could not read the version of {java}: {out.stderr.strip()}")
@@ -110,14 +117,28 @@ def check_java() -> str:
 
 
 def check_disk(settings: Settings) -> None:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    free_mb = shutil.disk_usage(settings.home).free // (1024 * 1024)
+    """Fail with what to do when the disk of LABKIT_HOME has less free space than wanted."""
+    # Measure the nearest folder that exists: on a full disk LABKIT_HOME cannot even be created.
+    existing = settings.home
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free_mb = shutil.disk_usage(existing).free // (1024 * 1024)
+    what_to_do = (
+        "Free some space, run `labkit reset --yes` to wipe old lab data, or move the lab with "
+        "LABKIT_HOME=/a/bigger/disk."
+    )
     if free_mb < settings.min_free_disk_mb:
         raise ServiceError(
             f"Only {free_mb} MiB free on the disk of {settings.home}; the lab wants at least "
-            f"{settings.min_free_disk_mb} MiB. Free some space, run `labkit reset --yes` to wipe "
-            "old lab data, or move the lab with LABKIT_HOME=/a/bigger/disk."
+            f"{settings.min_free_disk_mb} MiB. {what_to_do}"
         )
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ServiceError(
+            f"Cannot create the lab's folder {settings.home} ({error.strerror}; {free_mb} MiB "
+            f"free on its disk). {what_to_do}"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------
@@ -901,10 +922,14 @@ def up(settings: Settings, progress: Progress = print, flink_cluster: bool = Fal
         check_java()
         check_disk(settings)
         ensure_jars(settings, progress)
-        for service in wanted:
-            if running_pid(service, settings) is None:
-                progress(f"Starting {service.name}: {service.description}...")
-                start(service, settings)
+        missing = [service for service in wanted if running_pid(service, settings) is None]
+        # Every port before any start: a taken port must not leave the services started
+        # before it running in the background.
+        for service in missing:
+            check_ports_free(service, settings)
+        for service in missing:
+            progress(f"Starting {service.name}: {service.description}...")
+            start(service, settings)
     for service in wanted:
         started = time.monotonic()
         wait_ready(service, settings)
