@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta
 
 import happybase
 import pandas as pd
-from confluent_kafka import OFFSET_STORED, TopicPartition
+from confluent_kafka import OFFSET_STORED, KafkaException, TopicPartition
 from thriftpy2.transport import TTransportException
 
 from labkit import kafka
@@ -61,7 +61,7 @@ def table_name(settings: Settings, kind: str) -> str:
 
 
 def ensure_tables(settings: Settings) -> list[str]:
-    """Create the lab's four tables if they are missing; return those created."""
+    """Create the lab's tables if they are missing; return those created."""
     connection = connect(settings)
     try:
         existing = {name.decode() for name in connection.tables()}
@@ -258,9 +258,8 @@ class Writer:
                 messages = kafka.checked(consumer.consume(self.batch_size, timeout=0.5))
                 if messages:
                     rows = [self.make_row(kafka.to_record(m)) for m in messages]
-                    if not self._store(rows, stop):
+                    if not self._store(rows, stop) or not kafka.commit(consumer, stop):
                         break
-                    consumer.commit(asynchronous=False)
                     self.stats.rows += len(rows)
                     self.stats.batches += 1
                 elif (
@@ -276,12 +275,18 @@ class Writer:
 
 
 def _caught_up(consumer, topic: str, partitions) -> bool:
-    """True when the consumer has read every message the topic holds right now."""
+    """True when the consumer has read every message the topic holds right now (False while
+    Kafka cannot tell)."""
     assigned = [TopicPartition(topic, p) for p in partitions]
-    positions = consumer.position(assigned)
-    committed = {tp.partition: tp.offset for tp in consumer.committed(assigned, timeout=10)}
-    for tp in positions:
-        low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+    try:
+        positions = consumer.position(assigned)
+        committed = {tp.partition: tp.offset for tp in consumer.committed(assigned, timeout=10)}
+        ends = [consumer.get_watermark_offsets(tp, timeout=10, cached=False) for tp in positions]
+    except KafkaException as error:
+        if kafka.is_passing(error.args[0]):
+            return False
+        raise
+    for tp, (low, high) in zip(positions, ends, strict=True):
         # Before its first fetch a consumer has no position: fall back to the group's commit.
         at = tp.offset if tp.offset >= 0 else committed.get(tp.partition, -1)
         if max(at, low) < high:
@@ -291,7 +296,7 @@ def _caught_up(consumer, topic: str, partitions) -> bool:
 
 @dataclass
 class Writers:
-    """The four writers, each in its own thread.
+    """The writers, one per table, each in its own thread.
 
     ``start()`` them; ``finish()`` lets them copy what the topics hold and then return;
     ``shutdown()`` stops them at once (what was not committed is copied again next time).

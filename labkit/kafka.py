@@ -8,6 +8,7 @@ message; consumers read in batches.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -262,16 +263,38 @@ PASSING_ERRORS = frozenset(
 )
 
 
+def is_passing(error: KafkaError) -> bool:
+    """True for an error that goes away by itself once the cluster has settled."""
+    return not error.fatal() and (error.code() in PASSING_ERRORS or error.retriable())
+
+
 def checked(messages: list) -> list:
-    """The messages of a consume() call, raising on errors that the client does not recover
-    from by itself (see ``PASSING_ERRORS``)."""
+    """The messages of a consume() call, raising on errors that do not pass by themselves."""
     for message in messages:
         error = message.error()
-        if error is None:
-            continue
-        if error.fatal() or (error.code() not in PASSING_ERRORS and not error.retriable()):
+        if error is not None and not is_passing(error):
             raise KafkaException(error)
     return [m for m in messages if m.error() is None]
+
+
+def commit(consumer: Consumer, stop: threading.Event | None = None, timeout: float = 120.0) -> bool:
+    """Commit the consumer's position, retrying while the cluster settles (a broker
+    restarting, the group's coordinator moving). False when ``stop`` is set first: what was
+    read since the last commit is then read again next time."""
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        try:
+            consumer.commit(asynchronous=False)
+            return True
+        except KafkaException as error:
+            if not is_passing(error.args[0]) or time.monotonic() > deadline:
+                raise
+            log.warning("Kafka commit failed (%s); retrying in %.1f s", error.args[0], delay)
+        if stop.wait(delay):
+            return False
+        delay = min(delay * 2, 2.0)
 
 
 def read(
@@ -337,7 +360,7 @@ class GroupReader:
     def read(self, limit: int, timeout: float = 0.2) -> list[Record]:
         messages = checked(self.consumer.consume(limit, timeout=timeout))
         if messages:
-            self.consumer.commit(asynchronous=False)
+            commit(self.consumer)
         return [to_record(m) for m in messages]
 
     def close(self) -> None:
