@@ -1,10 +1,11 @@
 """30 simulated days through the real Kafka, Flink and HBase, compared with the oracle."""
 
 import math
+from datetime import timedelta
 
 import pytest
 
-from labkit import oracle, pipeline, sensors
+from labkit import api, oracle, pipeline, sensors
 
 from .conftest import own_topics_and_tables, table_rows
 
@@ -102,3 +103,22 @@ def test_rollups_sum_and_count_the_raw_readings(outcome):
         assert int(columns[b"d:count"]) == row.count, key
         assert int(columns[b"d:offset_sum"]) == row.offset_sum, key
         assert math.isclose(float(columns[b"d:sum"]), row.sum, rel_tol=1e-9), key
+
+
+@pytest.mark.parametrize("points", [20, 100, 500])
+def test_the_api_reads_the_pipelines_roll_ups_into_the_points_of_the_raw_readings(outcome, points):
+    settings, _summary, _expected = outcome
+    answers = api.Answers(api.Store(settings))
+    # From mid-morning on the first day to the end: partial periods at both ends.
+    start = SCENARIO.start + timedelta(hours=9, minutes=20)
+    window = api.Window(start, SCENARIO.start + timedelta(days=SCENARIO.days))
+    try:
+        for sensor in ("TH1", "W1", "MOV1"):
+            metric = api.CATALOGUE[f"{sensor}_raw"]
+            rolled_up = answers.series(metric, window, points)
+            from_raw = answers.series(metric, window, points, source="raw")
+            assert [t for t, _ in rolled_up] == [t for t, _ in from_raw], sensor
+            assert [v for _, v in rolled_up] == pytest.approx([v for _, v in from_raw], rel=1e-9)
+            assert 0 < len(from_raw) <= points
+    finally:
+        answers.store.pool.close()
