@@ -38,13 +38,14 @@ is cut into at most ``maxDataPoints`` buckets and each non-empty bucket becomes 
 average of its values, stamped at the average time of its readings. The first and last points
 therefore never lie outside the readings' own time span, and a straight line stays on that
 line. Buckets narrower than an hour have equal widths. Wider ones are a whole number of the
-pipeline's roll-up periods (1 h, 6 h or 1 d: the coarsest that fits), aligned to them; a raw
-metric's bucket is then read from the roll-ups (``iot_rollup``: sum, count and summed time of
-each sensor's readings per period) for the periods wholly inside the range, and from the raw
-readings only at the range's edges and after the last period rolled up so far. The points are
-those the raw readings give in the same buckets, for a few thousand rows instead of every
-reading of a year. A target's payload ``{"source": "raw"}`` makes the API read every raw
-reading instead (to compare, or to time it).
+pipeline's roll-up periods (1 h, 6 h, 12 h or 1 d: the coarsest that fits in an equal bucket),
+aligned to their own width; a raw metric's buckets are then read from the coarsest roll-ups
+that tile them (``iot_rollup``: sum, count and summed time of each sensor's readings per
+period) for the periods wholly inside the range, and from the raw readings only at the range's
+edges and after the last period rolled up so far. The points are those the raw readings give
+in the same buckets, from a few hundred rows instead of every reading of a year. A target's
+payload ``{"source": "raw"}`` makes the API read every raw reading instead (to compare, or to
+time it).
 
 The ``invalid`` time series counts the messages in each of ``maxDataPoints`` equal buckets,
 stamped at the bucket's start. A table of a raw or daily metric holds the same points as its series;
@@ -603,7 +604,7 @@ class PeriodSum:
 class Buckets:
     """How a range is cut for downsampling: into ``count`` equal buckets, or, when a bucket
     spans at least the shortest roll-up period, into buckets of ``width_ms`` (a whole number
-    of the ``rollup`` periods) aligned to those periods, so that each period of the roll-ups
+    of the ``rollup`` periods) aligned to their width, so that each period of those roll-ups
     lies in one bucket."""
 
     start_ms: int
@@ -624,20 +625,21 @@ def _period_ms(resolution: str) -> int:
 
 
 def buckets_for(window: Window, max_points: int) -> Buckets:
-    """At most ``max_points`` buckets over the window, aligned to the coarsest roll-up period
-    that fits in an equal bucket (see the module doc)."""
+    """At most ``max_points`` buckets over the window (see the module doc): a whole number of
+    the coarsest roll-up period that fits in an equal bucket, aligned to their own width, and
+    read from the coarsest roll-ups that tile them."""
     start, end = window.start_ms, window.end_ms
     span = end - start + 1
-    for resolution in sorted(sensors.ROLLUP_PERIODS, key=_period_ms, reverse=True):
-        period = _period_ms(resolution)
-        if period * max_points > span:
-            continue
-        origin = start - start % period
-        width = period * -(-span // (period * max_points))
-        while (end - origin) // width + 1 > max_points:
-            width += period
-        return Buckets(start, end, max_points, resolution, width, origin)
-    return Buckets(start, end, max_points)
+    periods = sorted(sensors.ROLLUP_PERIODS, key=_period_ms, reverse=True)
+    fitting = next((p for p in periods if _period_ms(p) * max_points <= span), None)
+    if fitting is None:
+        return Buckets(start, end, max_points)
+    period = _period_ms(fitting)
+    width = period * -(-span // (period * max_points))
+    while (end - (start - start % width)) // width + 1 > max_points:
+        width += period
+    read = next(p for p in periods if width % _period_ms(p) == 0)
+    return Buckets(start, end, max_points, read, width, start - start % width)
 
 
 def downsample(sums: list[PeriodSum], buckets: Buckets) -> list[tuple[int, float]]:

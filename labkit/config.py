@@ -29,7 +29,7 @@ class Topics:
     output_raw: str = "output_raw"
     output_aggr: str = "output_aggr"
     input_invalid: str = "input_invalid"
-    # Per sensor, sums and counts over 1 h, 6 h and 1 d: what dashboards read for long ranges.
+    # Per sensor, sums and counts over 1 h, 6 h, 12 h and 1 d: what dashboards read for long ranges.
     output_rollup: str = "output_rollup"
 
     def all(self) -> list[str]:

@@ -27,7 +27,12 @@ TICKS_PER_DAY = 96
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The periods over which the pipeline rolls up each sensor's readings (sum, count, mean time):
 # a dashboard's year is then a few thousand rows, not every reading.
-ROLLUP_PERIODS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "1d": timedelta(days=1)}
+ROLLUP_PERIODS = {
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "12h": timedelta(hours=12),
+    "1d": timedelta(days=1),
+}
 
 
 @dataclass(frozen=True)

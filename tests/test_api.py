@@ -267,25 +267,31 @@ def in_window(points: list[tuple[datetime, float]], start: datetime, end: dateti
     return [[value, ms(moment)] for moment, value in points if start <= moment <= end]
 
 
-def rollup_period(start: datetime, end: datetime, buckets: int) -> timedelta | None:
-    """Reference: the widest roll-up period that fits in an equal bucket of the range."""
-    fitting = [p for p in sensors.ROLLUP_PERIODS.values() if p * buckets <= end - start + MS]
-    return max(fitting, default=None)
+def rollup_cut(start: datetime, end: datetime, buckets: int) -> tuple[int, timedelta] | None:
+    """Reference: the width (ms) of a range's buckets and the roll-up period read for them;
+    None when no roll-up period fits in an equal bucket."""
+    periods = sorted(sensors.ROLLUP_PERIODS.values(), reverse=True)
+    fitting = [p for p in periods if p * buckets <= end - start + MS]
+    if not fitting:
+        return None
+    unit = fitting[0] // MS
+    width = next(k * unit for k in range(1, 10**6)
+                 if (ms(end) - ms(start) // (k * unit) * (k * unit)) // (k * unit) + 1 <= buckets
+                 and k * unit * buckets >= ms(end) - ms(start) + 1)  # fmt: skip
+    return width, next(p for p in periods if width % (p // MS) == 0)
 
 
 def bucket_of(start: datetime, end: datetime, buckets: int) -> Callable[[int], int]:
     """Independent reference for the buckets of a range: equal ones over the inclusive range
-    when no roll-up period fits in one; otherwise that period times the smallest whole number
-    that keeps the buckets, aligned to the period, at most ``buckets``."""
-    period = rollup_period(start, end, buckets)
-    if period is None:
+    when no roll-up period fits in one; otherwise the widest such period times the smallest
+    whole number that covers the range in ``buckets`` (and keeps at most ``buckets`` of them
+    once aligned to their width)."""
+    cut = rollup_cut(start, end, buckets)
+    if cut is None:
         span = ms(end) - ms(start) + 1
         return lambda t: (t - ms(start)) * buckets // span
-    period_ms = period // MS
-    origin = ms(start) // period_ms * period_ms
-    width = next(k * period_ms for k in range(1, 10**6)
-                 if (ms(end) - origin) // (k * period_ms) + 1 <= buckets)  # fmt: skip
-    return lambda t: (t - origin) // width
+    width = cut[0]
+    return lambda t: (t - ms(start) // width * width) // width
 
 
 def bucket_averages(points: list[list], start: datetime, end: datetime, buckets: int) -> list:
@@ -464,8 +470,9 @@ def test_roll_ups_are_read_inside_the_range_raw_readings_at_its_edges_and_after_
     # TH2's roll-ups say MARKED and end with day 2: a reading counts as MARKED exactly when the
     # API reads its period's roll-up, i.e. the period lies wholly in the range and is rolled up.
     start, end = START + timedelta(hours=3, minutes=30), START + timedelta(days=DAYS) - TICK
-    period = rollup_period(start, end, points)
-    assert period is not None
+    cut = rollup_cut(start, end, points)
+    assert cut is not None
+    period = cut[1]
 
     def through_roll_up(t: int) -> bool:
         first = START + (EPOCH_START + timedelta(milliseconds=t) - START) // period * period

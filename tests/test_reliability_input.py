@@ -23,6 +23,8 @@ from labkit import flink, hbase, kafka, oracle, sensors
 
 from .conftest import own_topics_and_tables, table_rows
 
+pytestmark = pytest.mark.slow
+
 EPOCH = datetime(1970, 1, 1)
 # Four days over a leap day: February 30 exists as junk, and Java reads it as the 29th.
 SCENARIO = sensors.Scenario(days=4, start=datetime(2024, 2, 27), seed=11)
