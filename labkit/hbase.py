@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta
 
 import happybase
 import pandas as pd
-from confluent_kafka import OFFSET_STORED, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from thriftpy2.transport import TTransportException
 
 from labkit import kafka
@@ -253,7 +253,10 @@ class Writer:
         try:
             partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
             # Explicit assignment, from the group's committed offsets (or the beginning).
-            consumer.assign([TopicPartition(self.topic, p, OFFSET_STORED) for p in partitions])
+            start = kafka.starting_positions(consumer, self.topic, partitions, stop)
+            if start is None:
+                return self.stats
+            consumer.assign(start)
             while not stop.is_set():
                 messages = kafka.checked(consumer.consume(self.batch_size, timeout=0.5))
                 if messages:

@@ -13,13 +13,22 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from labkit.config import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The lab's topics keep every message: sensors stamp records with simulated time (often years
 # ago), which time-based retention would delete at once.
@@ -277,24 +286,45 @@ def checked(messages: list) -> list:
     return [m for m in messages if m.error() is None]
 
 
-def commit(consumer: Consumer, stop: threading.Event | None = None, timeout: float = 120.0) -> bool:
-    """Commit the consumer's position, retrying while the cluster settles (a broker
-    restarting, the group's coordinator moving). False when ``stop`` is set first: what was
-    read since the last commit is then read again next time."""
+def settled(
+    action: Callable[[], T], what: str, stop: threading.Event | None = None, timeout: float = 120.0
+) -> T | None:
+    """``action()``, retried with backoff while it fails on errors that pass by themselves (a
+    broker restarting, the group's coordinator moving or loading); None when ``stop`` is set
+    first."""
     stop = stop or threading.Event()
     deadline = time.monotonic() + timeout
     delay = 0.1
     while True:
         try:
-            consumer.commit(asynchronous=False)
-            return True
+            return action()
         except KafkaException as error:
             if not is_passing(error.args[0]) or time.monotonic() > deadline:
                 raise
-            log.warning("Kafka commit failed (%s); retrying in %.1f s", error.args[0], delay)
+            log.warning("Kafka: %s failed (%s); retrying in %.1f s", what, error.args[0], delay)
         if stop.wait(delay):
-            return False
+            return None
         delay = min(delay * 2, 2.0)
+
+
+def commit(consumer: Consumer, stop: threading.Event | None = None) -> bool:
+    """Commit the consumer's position, waiting for Kafka to settle; False when ``stop`` is set
+    first (what was read since the last commit is then read again next time)."""
+    return settled(lambda: consumer.commit(asynchronous=False), "commit", stop) is not None
+
+
+def starting_positions(
+    consumer: Consumer, topic: str, partitions: Iterable[int], stop: threading.Event | None = None
+) -> list[TopicPartition] | None:
+    """Where a group's consumer starts in each partition: its committed offset, or the
+    beginning. Fetched here, retried while Kafka settles: a fetch that librdkafka makes by itself
+    on assign() is not retried when the group's coordinator is still loading."""
+    wanted = [TopicPartition(topic, p) for p in partitions]
+    found = settled(lambda: consumer.committed(wanted, timeout=10), "fetching offsets", stop)
+    if found is None:
+        return None
+    return [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+            for tp in found]  # fmt: skip
 
 
 def read(
