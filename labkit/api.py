@@ -1112,6 +1112,18 @@ def remove_demo(settings: Settings) -> None:
     hbase.drop_tables(settings)
 
 
+@contextlib.contextmanager
+def demo(settings: Settings, name: str = "demo") -> Iterator[Settings]:
+    """``demo_settings`` with their topics and tables created, and removed afterwards."""
+    mine = demo_settings(settings, name)
+    kafka.ensure_topics(mine)
+    hbase.ensure_tables(mine)
+    try:
+        yield mine
+    finally:
+        remove_demo(mine)
+
+
 def iso(moment: datetime) -> str:
     """A naive UTC datetime as Grafana writes times: ``2024-01-05T10:15:00.000Z``."""
     return moment.isoformat(timespec="milliseconds") + "Z"

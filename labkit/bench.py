@@ -27,14 +27,14 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import psutil
 
 from labkit import api, flink, hbase, kafka, sensors, services
-from labkit.config import Settings, Topics
+from labkit.config import Settings
 
 Progress = Callable[[str], None]
 
@@ -91,24 +91,6 @@ def machine() -> dict[str, str | int | float]:
         "processor": platform.processor() or platform.machine(),
         "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
     }
-
-
-@contextlib.contextmanager
-def namespace(settings: Settings, name: str = "bench") -> Iterator[Settings]:
-    """Topics and tables of the benchmark's own, removed afterwards."""
-    suffix = f"{name}{uuid.uuid4().hex[:6]}"
-    mine = replace(
-        settings,
-        topics=Topics(*(f"{topic}_{suffix}" for topic in settings.topics.all())),
-        hbase_table_prefix=f"{settings.hbase_table_prefix}_{suffix}",
-    )
-    kafka.ensure_topics(mine)
-    hbase.ensure_tables(mine)
-    try:
-        yield mine
-    finally:
-        kafka.delete_topics(mine, mine.topics.all())
-        hbase.drop_tables(mine)
 
 
 class MemoryWatch:
@@ -368,15 +350,15 @@ def run(settings: Settings, config: BenchConfig, progress: Progress = print) -> 
     scenario = sensors.Scenario(days=config.days, seed=2024)
     with MemoryWatch(settings) as memory:
         progress(f"stages: produce, Flink (bounded), writers on {config.days:g} simulated days")
-        with namespace(settings, "stages") as mine:
+        with api.demo(settings, "stages") as mine:
             report.figures.update(measure_stages(mine, scenario))
             progress("API /query latency")
             report.figures.update(measure_api(mine, scenario, config.api_repeats))
         progress("end to end with the services warm, then live latency")
-        with namespace(settings, "e2e") as mine:
+        with api.demo(settings, "e2e") as mine:
             report.figures.update(measure_end_to_end(mine, scenario, config.latency_samples))
         progress(f"naive baseline on {config.baseline_days:g} simulated days")
-        with namespace(settings, "naive") as mine:
+        with api.demo(settings, "naive") as mine:
             baseline = replace(scenario, days=config.baseline_days)
             report.figures.update(measure_baseline(mine, baseline))
     figures = report.figures

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from labkit import config, hbase, kafka, services
-from labkit.config import Settings, Topics
+from labkit import api, config, hbase, kafka, services
+from labkit.config import Settings
 
 
 @pytest.fixture(scope="session")
@@ -35,16 +34,8 @@ def unique() -> str:
 @contextlib.contextmanager
 def own_topics_and_tables(settings: Settings) -> Iterator[Settings]:
     """The lab's settings with topics and tables of a test's own, removed afterwards."""
-    suffix = uuid.uuid4().hex[:10]
-    topics = Topics(*(f"{name}_{suffix}" for name in settings.topics.all()))
-    mine = dataclasses.replace(settings, topics=topics, hbase_table_prefix=f"t{suffix}")
-    kafka.ensure_topics(mine)
-    hbase.ensure_tables(mine)
-    try:
+    with api.demo(settings, "t") as mine:
         yield mine
-    finally:
-        kafka.delete_topics(mine, mine.topics.all())
-        hbase.drop_tables(mine)
 
 
 @pytest.fixture
