@@ -61,7 +61,6 @@ with 400 and ``{"message": ...}``, bodies over 1 MiB with 413, a missing or wron
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hmac
 import ipaddress
 import json
@@ -73,7 +72,6 @@ import socket
 import threading
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -86,8 +84,8 @@ from thriftpy2.thrift import TException
 from waitress import wasyncore
 from waitress.server import TcpWSGIServer
 
-from labkit import hbase, kafka, sensors
-from labkit.config import Settings, SettingsError, Topics
+from labkit import hbase, sensors
+from labkit.config import Settings, SettingsError
 
 if TYPE_CHECKING:
     pass
@@ -1095,33 +1093,6 @@ def start_in_thread(
 # --------------------------------------------------------------------------------------
 # For notebooks: a sandbox of topics and tables, Grafana's request, the API's answer
 # --------------------------------------------------------------------------------------
-
-
-def demo_settings(settings: Settings, name: str = "demo") -> Settings:
-    """The settings with topics and tables of a demo's own: ``pipeline.run`` fills them,
-    ``remove_demo`` deletes them; the lab's own data stays untouched."""
-    suffix = f"{name}{uuid.uuid4().hex[:6]}"
-    topics = Topics(*(f"{topic}_{suffix}" for topic in settings.topics.all()))
-    prefix = f"{settings.hbase_table_prefix}_{suffix}"
-    return dataclasses.replace(settings, topics=topics, hbase_table_prefix=prefix)
-
-
-def remove_demo(settings: Settings) -> None:
-    """Delete the topics and tables of ``demo_settings``."""
-    kafka.delete_topics(settings, settings.topics.all())
-    hbase.drop_tables(settings)
-
-
-@contextlib.contextmanager
-def demo(settings: Settings, name: str = "demo") -> Iterator[Settings]:
-    """``demo_settings`` with their topics and tables created, and removed afterwards."""
-    mine = demo_settings(settings, name)
-    kafka.ensure_topics(mine)
-    hbase.ensure_tables(mine)
-    try:
-        yield mine
-    finally:
-        remove_demo(mine)
 
 
 def iso(moment: datetime) -> str:

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 import psutil
 
-from labkit import api, flink, hbase, kafka, sensors, services
+from labkit import api, flink, hbase, kafka, sandbox, sensors, services
 from labkit.config import Settings
 
 Progress = Callable[[str], None]
@@ -350,15 +350,15 @@ def run(settings: Settings, config: BenchConfig, progress: Progress = print) -> 
     scenario = sensors.Scenario(days=config.days, seed=2024)
     with MemoryWatch(settings) as memory:
         progress(f"stages: produce, Flink (bounded), writers on {config.days:g} simulated days")
-        with api.demo(settings, "stages") as mine:
+        with sandbox.sandbox(settings, "stages") as mine:
             report.figures.update(measure_stages(mine, scenario))
             progress("API /query latency")
             report.figures.update(measure_api(mine, scenario, config.api_repeats))
         progress("end to end with the services warm, then live latency")
-        with api.demo(settings, "e2e") as mine:
+        with sandbox.sandbox(settings, "e2e") as mine:
             report.figures.update(measure_end_to_end(mine, scenario, config.latency_samples))
         progress(f"naive baseline on {config.baseline_days:g} simulated days")
-        with api.demo(settings, "naive") as mine:
+        with sandbox.sandbox(settings, "naive") as mine:
             baseline = replace(scenario, days=config.baseline_days)
             report.figures.update(measure_baseline(mine, baseline))
     figures = report.figures

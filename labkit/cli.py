@@ -7,8 +7,8 @@ import json
 import sys
 from collections.abc import Callable
 
-from labkit import api, bench, config, hbase, kafka, pipeline, sensors, services
-from labkit.services import ServiceError
+from labkit import api, bench, config, hbase, jvm, kafka, pipeline, sensors, services
+from labkit.errors import LabkitError
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -60,7 +60,7 @@ def _reset(args: argparse.Namespace) -> int:
 
 def _jars(args: argparse.Namespace) -> int:
     settings = config.settings()
-    services.ensure_jars(settings)
+    jvm.ensure_jars(settings)
     print(f"Jars in {settings.jars_dir}")
     return 0
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ServiceError, config.SettingsError) as error:
+    except LabkitError as error:
         print(f"labkit: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,14 +10,31 @@ import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+
+from labkit.errors import LabkitError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "LABKIT_"
 
 
-class SettingsError(ValueError):
+class SettingsError(LabkitError, ValueError):
     """A ``LABKIT_*`` variable holds a value that cannot be used."""
+
+
+class Mode(StrEnum):
+    """Who runs the servers."""
+
+    EMBEDDED = "embedded"  # labkit runs them as local processes
+    EXTERNAL = "external"  # they run elsewhere (docker compose, a lab server); labkit connects
+
+
+class FlinkMode(StrEnum):
+    """Where the pipeline job runs."""
+
+    LOCAL = "local"  # Flink's mini-cluster, inside the JVM PyFlink starts for this process
+    REMOTE = "remote"  # a Flink cluster, with `flink run -py`
 
 
 @dataclass(frozen=True)
@@ -36,17 +53,11 @@ class Topics:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
 
 
-MODES = ("embedded", "external")
-FLINK_MODES = ("local", "remote")
-
-
 @dataclass(frozen=True)
 class Settings:
     # Where the lab keeps its state: jars, data, logs, pid files (git-ignored).
     home: Path = PROJECT_ROOT / ".lab"
-    # "embedded": labkit runs the servers as local processes; "external": they run elsewhere
-    # (docker compose, a lab server) and labkit only connects to them.
-    mode: str = "embedded"
+    mode: Mode = Mode.EMBEDDED
 
     kafka_host: str = "localhost"
     kafka_port: int = 9092
@@ -66,9 +77,8 @@ class Settings:
 
     flink_heap: str = "1024m"
     flink_parallelism: int = 1
-    # "local": the job runs in Flink's mini-cluster inside this Python process's JVM;
-    # "remote": it is submitted with `flink run -py` to the JobManager below.
-    flink_mode: str = "local"
+    # REMOTE submits the job to the JobManager below.
+    flink_mode: FlinkMode = FlinkMode.LOCAL
     flink_jobmanager: str = "localhost:8081"
     # Process sizes of the optional standalone cluster (`labkit up --flink-cluster`).
     flink_jobmanager_memory: str = "768m"
@@ -120,6 +130,14 @@ class Settings:
 
 
 def _convert(name: str, raw: str, target: type) -> object:
+    if issubclass(target, StrEnum):
+        try:
+            return target(raw)
+        except ValueError:
+            choices = ", ".join(member.value for member in target)
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()}={raw!r}: use one of {choices}"
+            ) from None
     try:
         if target is Path:
             return Path(raw).expanduser().resolve()
@@ -135,7 +153,14 @@ def _convert(name: str, raw: str, target: type) -> object:
 
 
 def _field_types() -> dict[str, type]:
-    hints = {"Path": Path, "str": str, "int": int, "float": float}
+    hints = {
+        "Path": Path,
+        "str": str,
+        "int": int,
+        "float": float,
+        "Mode": Mode,
+        "FlinkMode": FlinkMode,
+    }
     return {f.name: hints[f.type] for f in dataclasses.fields(Settings) if f.type in hints}
 
 
@@ -179,12 +204,6 @@ def _validate(settings: Settings) -> None:
                 f"both use port {port}"
             )
         seen[port] = name
-    if settings.mode not in MODES:
-        raise SettingsError(f"{ENV_PREFIX}MODE={settings.mode!r}: use one of {', '.join(MODES)}")
-    if settings.flink_mode not in FLINK_MODES:
-        raise SettingsError(
-            f"{ENV_PREFIX}FLINK_MODE={settings.flink_mode!r}: use one of {', '.join(FLINK_MODES)}"
-        )
     if settings.kafka_partitions < 1:
         raise SettingsError(f"{ENV_PREFIX}KAFKA_PARTITIONS must be at least 1")
 

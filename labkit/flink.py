@@ -30,8 +30,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from labkit import sensors
-from labkit.config import Settings
-from labkit.services import ServiceError, check_java, jar_group
+from labkit.config import FlinkMode, Settings
+from labkit.errors import ServiceError
+from labkit.jvm import check_java, jar_group
 
 # How far behind the newest event time the watermark trails. MOV1 events reach Kafka up to
 # 15 minutes after they happened (they are sent when their 15-minute slot ends), so a shorter
@@ -456,7 +457,7 @@ def _two_day_view() -> str:
     today = "ts >= window_start + INTERVAL '1' DAY"
     yesterday = "ts < window_start + INTERVAL '1' DAY"
     columns = []
-    for meter in (s for s in sensors.CATALOGUE if s.kind == "meter"):
+    for meter in (s for s in sensors.CATALOGUE if s.kind is sensors.SensorKind.METER):
         key, name = meter.name.lower(), _quote(meter.name)
         parts = _names(meter.parts)
         columns += [
@@ -481,7 +482,7 @@ def inserts(settings: Settings) -> dict[str, str]:
     """The job's statements, by what they produce; they run together as one statement set."""
     by_aggregate: dict[str, list[str]] = {}
     for sensor in sensors.CATALOGUE:
-        if sensor.kind != "meter":
+        if sensor.kind is not sensors.SensorKind.METER:
             by_aggregate.setdefault(sensor.aggregate, []).append(sensor.name)
     statements = {
         "raw": _sql(
@@ -542,7 +543,7 @@ def inserts(settings: Settings) -> dict[str, str]:
 def _meter_inserts() -> dict[str, str]:
     """Per meter: its daily difference, and its rest (the difference its parts leave over)."""
     statements = {}
-    for meter in (s for s in sensors.CATALOGUE if s.kind == "meter"):
+    for meter in (s for s in sensors.CATALOGUE if s.kind is sensors.SensorKind.METER):
         key = meter.name.lower()
         diff = f"{key}_today - {key}_yesterday"
         both = f"{key}_today IS NOT NULL AND {key}_yesterday IS NOT NULL"
@@ -665,7 +666,7 @@ def start_pipeline(settings: Settings, bounded: bool, restore: bool = False) -> 
 def run_bounded(settings: Settings, poll: Callable[[], None] | None = None) -> None:
     """Run the job over what ``input`` holds now, on the mini-cluster or the remote cluster
     (LABKIT_FLINK_MODE); ``poll()`` is called about once a second until it ends."""
-    if settings.flink_mode == "local":
+    if settings.flink_mode is FlinkMode.LOCAL:
         start_pipeline(settings, bounded=True).wait(poll)
         return
     outcome: list[BaseException | None] = []

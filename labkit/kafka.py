@@ -26,6 +26,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from labkit.config import Settings
+from labkit.errors import LabkitError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,7 +40,7 @@ TOPIC_CONFIG = {
 }
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(LabkitError, RuntimeError):
     """Some messages could not be delivered to Kafka."""
 
 

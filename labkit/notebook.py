@@ -100,10 +100,10 @@ def catalogue() -> pd.DataFrame:
     """The sensor catalogue as a table."""
     rows = []
     for s in sensors.CATALOGUE:
-        simulated = f"U({s.low:g}, {s.high:g})" if s.kind == "interval" else ""
-        if s.kind == "meter":
+        simulated = f"U({s.low:g}, {s.high:g})" if s.kind is sensors.SensorKind.INTERVAL else ""
+        if s.kind is sensors.SensorKind.METER:
             simulated = f"+{s.daily_growth:g} ± {s.growth_spread:g} a day"
-        elif s.kind == "event":
+        elif s.kind is sensors.SensorKind.EVENT:
             simulated = "1 at a few random instants a day"
         rows.append(
             {
@@ -137,7 +137,7 @@ def readings_frame(readings: Iterable[sensors.Reading]) -> pd.DataFrame:
 def sensor_overview(readings: Iterable[sensors.Reading]) -> Figure:
     """Each interval sensor's distribution, and one day of sending: who sends when."""
     frame = readings_frame(readings)
-    interval = [s for s in sensors.CATALOGUE if s.kind == "interval"]
+    interval = [s for s in sensors.CATALOGUE if s.kind is sensors.SensorKind.INTERVAL]
     figure = Figure(figsize=(14, 7))
     grid = figure.add_gridspec(2, len(interval))
     for column, sensor in enumerate(interval):
@@ -194,7 +194,7 @@ def knob_panel(live: LiveSimulation) -> widgets.Widget:
     )  # fmt: skip
     speed.observe(lambda change: setattr(live, "speed", change["new"]), names="value")
     rates = []
-    for sensor in (s for s in sensors.CATALOGUE if s.kind == "interval"):
+    for sensor in (s for s in sensors.CATALOGUE if s.kind is sensors.SensorKind.INTERVAL):
         slider = widgets.IntSlider(
             value=scenario.every.get(sensor.name, 1), min=0, max=8, style=style, layout=layout,
             description=f"{sensor.name}: 1 per N ticks",

@@ -233,9 +233,9 @@ def daily(readings: pd.DataFrame) -> pd.DataFrame:
     rows: list[pd.DataFrame] = []
     for sensor in sensors.CATALOGUE:
         mine = readings[readings["sensor"] == sensor.name]
-        if sensor.kind != "meter":
+        if sensor.kind is not sensors.SensorKind.METER:
             grouped = mine.groupby("day")["value"]
-            function = "mean" if sensor.aggregate == "AVG" else "sum"
+            function = "mean" if sensor.aggregate is sensors.Aggregate.AVG else "sum"
             rows.append(
                 pd.DataFrame(
                     {
@@ -270,13 +270,13 @@ def _meter_metrics(
     with_parts = diff.index.intersection(parts_sum.index)
     return [
         pd.DataFrame(
-            {"metric": sensors.diff_metric(meter.name), "kind": "DIFF", "value": diff,
-             "readings": meter_readings}
+            {"metric": sensors.diff_metric(meter.name), "kind": sensors.Aggregate.DIFF,
+             "value": diff, "readings": meter_readings}
         ),
         pd.DataFrame(
             {
                 "metric": sensors.rest_metric(meter.name),
-                "kind": "REST",
+                "kind": sensors.Aggregate.REST,
                 "value": diff[with_parts] - parts_sum[with_parts],
                 "readings": meter_readings[with_parts] + parts_count[with_parts],
             }

@@ -58,16 +58,7 @@ class Summary:
 
 def has_data(settings: Settings) -> bool:
     """True when the raw table exists and holds at least one reading."""
-    connection = hbase.connect(settings)
-    try:
-        name = hbase.table_name(settings, "raw")
-        if name.encode() not in connection.tables():
-            return False
-        return (
-            next(connection.table(name).scan(limit=1, filter=b"KeyOnlyFilter()"), None) is not None
-        )
-    finally:
-        connection.close()
+    return hbase.has_rows(settings, hbase.TableKind.RAW)
 
 
 def reset_data(settings: Settings) -> None:
@@ -129,7 +120,7 @@ def run(settings: Settings, scenario: sensors.Scenario, show: bool = True) -> Su
         mark = time.monotonic()
         total = sum(
             kafka.message_count(settings, hbase.source_topic(settings, kind))
-            for kind in hbase.TABLE_KINDS
+            for kind in hbase.TableKind
         )
         with tqdm(total=total, unit="row", desc="Kafka -> HBase", disable=not show) as bar:
             writers.finish(on_progress=lambda rows: bar.update(rows - bar.n))
@@ -138,7 +129,7 @@ def run(settings: Settings, scenario: sensors.Scenario, show: bool = True) -> Su
         writers.shutdown()
 
     elapsed = time.monotonic() - started
-    rows = {kind: hbase.count_rows(settings, kind) for kind in hbase.TABLE_KINDS}
+    rows = {kind: hbase.count_rows(settings, kind) for kind in hbase.TableKind}
     return Summary(
         days=scenario.days,
         events=events,

@@ -21,6 +21,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 TICK = timedelta(minutes=15)
 TICKS_PER_DAY = 96
@@ -35,13 +36,30 @@ ROLLUP_PERIODS = {
 }
 
 
+class SensorKind(StrEnum):
+    """How a sensor sends."""
+
+    INTERVAL = "interval"  # one reading every tick
+    METER = "meter"  # a cumulative reading once a day
+    EVENT = "event"  # one message per event, at its own instant (MOV1)
+
+
+class Aggregate(StrEnum):
+    """The daily aggregates the pipeline computes."""
+
+    AVG = "AVG"
+    SUM = "SUM"
+    DIFF = "DIFF"  # a meter's reading today minus yesterday's
+    REST = "REST"  # a meter's difference minus the daily sums of its parts
+
+
 @dataclass(frozen=True)
 class Sensor:
     """One sensor of the catalogue."""
 
     name: str
-    kind: str  # "interval" (every tick), "meter" (daily, cumulative) or "event" (MOV1)
-    aggregate: str  # the daily aggregate Flink computes: AVG, SUM or DIFF
+    kind: SensorKind
+    aggregate: Aggregate  # the daily aggregate Flink computes
     unit: str
     description: str
     low: float = 0.0  # the simulated distribution (interval sensors) ...
@@ -56,28 +74,29 @@ class Sensor:
     parts: tuple[str, ...] = ()
 
 
-def _interval(name: str, aggregate: str, unit: str, what: str, low: float, high: float,
+def _interval(name: str, aggregate: Aggregate, unit: str, what: str, low: float, high: float,
               valid: tuple[float, float]) -> Sensor:  # fmt: skip
-    return Sensor(name, "interval", aggregate, unit, what, low, high,
+    return Sensor(name, SensorKind.INTERVAL, aggregate, unit, what, low, high,
                   valid_min=valid[0], valid_max=valid[1])  # fmt: skip
 
 
 CATALOGUE: tuple[Sensor, ...] = (
     # Temperatures are simulated in 12-35 °C; the devices measure -40..85 °C.
-    _interval("TH1", "AVG", "°C", "temperature", 12, 35, valid=(-40, 85)),
-    _interval("TH2", "AVG", "°C", "temperature", 12, 35, valid=(-40, 85)),
+    _interval("TH1", Aggregate.AVG, "°C", "temperature", 12, 35, valid=(-40, 85)),
+    _interval("TH2", Aggregate.AVG, "°C", "temperature", 12, 35, valid=(-40, 85)),
     # Energy and water per 15 minutes: a device cannot exceed its rating.
-    _interval("HVAC1", "SUM", "Wh", "air conditioning", 0, 100, valid=(0, 100)),
-    _interval("HVAC2", "SUM", "Wh", "air conditioning", 0, 200, valid=(0, 200)),
-    _interval("MiAC1", "SUM", "Wh", "other appliances", 0, 150, valid=(0, 150)),
-    _interval("MiAC2", "SUM", "Wh", "other appliances", 0, 200, valid=(0, 200)),
-    _interval("W1", "SUM", "m³", "water consumption", 0, 1, valid=(0, 1)),
-    Sensor("Etot", "meter", "DIFF", "Wh", "total energy meter (cumulative)",
+    _interval("HVAC1", Aggregate.SUM, "Wh", "air conditioning", 0, 100, valid=(0, 100)),
+    _interval("HVAC2", Aggregate.SUM, "Wh", "air conditioning", 0, 200, valid=(0, 200)),
+    _interval("MiAC1", Aggregate.SUM, "Wh", "other appliances", 0, 150, valid=(0, 150)),
+    _interval("MiAC2", Aggregate.SUM, "Wh", "other appliances", 0, 200, valid=(0, 200)),
+    _interval("W1", Aggregate.SUM, "m³", "water consumption", 0, 1, valid=(0, 1)),
+    Sensor("Etot", SensorKind.METER, Aggregate.DIFF, "Wh", "total energy meter (cumulative)",
            daily_growth=2600 * 24, growth_spread=1000, valid_min=0,
            parts=("HVAC1", "HVAC2", "MiAC1", "MiAC2")),
-    Sensor("Wtot", "meter", "DIFF", "m³", "total water meter (cumulative)",
+    Sensor("Wtot", SensorKind.METER, Aggregate.DIFF, "m³", "total water meter (cumulative)",
            daily_growth=100, growth_spread=10, valid_min=0, parts=("W1",)),
-    Sensor("MOV1", "event", "SUM", "events", "movement detector", valid_min=1, valid_max=1),
+    Sensor("MOV1", SensorKind.EVENT, Aggregate.SUM, "events", "movement detector",
+           valid_min=1, valid_max=1),
 )  # fmt: skip
 
 SENSORS: dict[str, Sensor] = {sensor.name: sensor for sensor in CATALOGUE}
@@ -85,7 +104,7 @@ SENSORS: dict[str, Sensor] = {sensor.name: sensor for sensor in CATALOGUE}
 LATE_SENSOR = "W1"  # the sensor whose readings sometimes arrive days late
 
 
-def daily_metrics() -> dict[str, str]:
+def daily_metrics() -> dict[str, Aggregate]:
     """Every daily metric and its kind, named as in the original's Grafana dashboard.
 
     AVG and SUM metrics carry the sensor's name; each meter adds its daily difference
@@ -94,9 +113,9 @@ def daily_metrics() -> dict[str, str]:
     """
     metrics = {}
     for sensor in CATALOGUE:
-        if sensor.kind == "meter":
-            metrics[diff_metric(sensor.name)] = "DIFF"
-            metrics[rest_metric(sensor.name)] = "REST"
+        if sensor.kind is SensorKind.METER:
+            metrics[diff_metric(sensor.name)] = Aggregate.DIFF
+            metrics[rest_metric(sensor.name)] = Aggregate.REST
         else:
             metrics[sensor.name] = sensor.aggregate
     return metrics
@@ -190,7 +209,7 @@ class Simulator:
         self.scenario = scenario
         self._rng = random.Random(scenario.seed)
         self._meters = {
-            s.name: _initial_meter(self._rng, s) for s in CATALOGUE if s.kind == "meter"
+            s.name: _initial_meter(self._rng, s) for s in CATALOGUE if s.kind is SensorKind.METER
         }
         self._movements: dict[int, list[datetime]] = {}  # tick -> MOV1 instants in its slot
 
@@ -220,7 +239,11 @@ class Simulator:
 
         for sensor in CATALOGUE:
             period = scenario.every.get(sensor.name, 1)
-            if sensor.kind == "interval" and scenario.enabled(sensor.name) and tick % period == 0:
+            if (
+                sensor.kind is SensorKind.INTERVAL
+                and scenario.enabled(sensor.name)
+                and tick % period == 0
+            ):
                 sent.append(Reading(sensor.name, rng.uniform(sensor.low, sensor.high), now, now))
 
         if scenario.enabled(LATE_SENSOR) and tick > 0:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from labkit import api, config, hbase, kafka, services
+from labkit import config, hbase, kafka, sandbox, services
 from labkit.config import Settings
 
 
@@ -34,7 +34,7 @@ def unique() -> str:
 @contextlib.contextmanager
 def own_topics_and_tables(settings: Settings) -> Iterator[Settings]:
     """The lab's settings with topics and tables of a test's own, removed afterwards."""
-    with api.demo(settings, "t") as mine:
+    with sandbox.sandbox(settings, "t") as mine:
         yield mine
 
 

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from labkit import api, config, hbase, notebook, sensors
+from labkit import api, config, hbase, notebook, sandbox, sensors
 from labkit.config import PROJECT_ROOT, Settings, SettingsError
 
 from .conftest import own_topics_and_tables
@@ -945,7 +945,7 @@ def test_request_returns_error_statuses(url):
 
 
 def test_demo_settings_have_their_own_topics_and_tables(stack):
-    demo = api.demo_settings(stack, "t")
+    demo = sandbox.sandbox_settings(stack, "t")
     assert demo.hbase_table_prefix != stack.hbase_table_prefix
     assert not set(demo.topics.all()) & set(stack.topics.all())
     hbase.ensure_tables(demo)
@@ -953,7 +953,7 @@ def test_demo_settings_have_their_own_topics_and_tables(stack):
     try:
         names = {name.decode() for name in connection.tables()}
         assert hbase.table_name(demo, "raw") in names
-        api.remove_demo(demo)
+        sandbox.remove(demo)
         names = {name.decode() for name in connection.tables()}
         assert hbase.table_name(demo, "raw") not in names
     finally:

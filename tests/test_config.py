@@ -47,6 +47,8 @@ def test_empty_variables_keep_the_default():
         ({"LABKIT_API_PORT": "70000"}, "not a TCP port"),
         ({"LABKIT_HBASE_THRIFT_PORT": "9092"}, "both use port 9092"),
         ({"LABKIT_KAFKA_PARTITIONS": "0"}, "KAFKA_PARTITIONS must be at least 1"),
+        ({"LABKIT_MODE": "docker"}, "LABKIT_MODE='docker': use one of embedded, external"),
+        ({"LABKIT_FLINK_MODE": "yarn"}, "LABKIT_FLINK_MODE='yarn': use one of local, remote"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(variables, message):

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from labkit import oracle, pipeline, sensors, services
+from labkit import config, oracle, pipeline, sensors, services
 
 from .conftest import own_topics_and_tables
 
@@ -13,7 +13,7 @@ from .conftest import own_topics_and_tables
 def flink_cluster(stack):
     """A JobManager and a TaskManager from PyFlink's own distribution, stopped afterwards."""
     services.up(stack, progress=lambda message: None, flink_cluster=True)
-    yield dataclasses.replace(stack, flink_mode="remote")
+    yield dataclasses.replace(stack, flink_mode=config.FlinkMode.REMOTE)
     for service in services.FLINK_CLUSTER:
         services.stop(service, stack)
 

@@ -151,7 +151,7 @@ def test_a_writer_killed_mid_stream_loses_nothing_and_duplicates_nothing(isolate
         wait_for(lambda: committed(isolated, "raw") > 0, "the first writer's first commit")
         first.send_signal(signal.SIGKILL)
         assert first.wait(30) == -signal.SIGKILL
-        at_kill = {kind: committed(isolated, kind) for kind in hbase.TABLE_KINDS}
+        at_kill = {kind: committed(isolated, kind) for kind in hbase.TableKind}
         stored_at_kill = hbase.count_rows(isolated, "raw")
         # The sensors and Flink go on while no writer runs; then a new one starts.
         time.sleep(3)

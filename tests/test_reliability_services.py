@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from labkit import config, hbase, kafka, services
+from labkit import config, hbase, jvm, kafka, services
 from labkit.config import PROJECT_ROOT, Settings
 
 # Ports of the test's own instance and of the preflight runs: apart from the main lab's defaults
@@ -85,7 +85,7 @@ def assert_clear_failure(result: subprocess.CompletedProcess, *phrases: str) -> 
 
 def share_jars(source: Settings, home: Path) -> None:
     """Give a new lab home the jars of ``source`` as hard links: no copy, no Maven run."""
-    if not services.jars_resolved(source):
+    if not jvm.jars_resolved(source):
         return  # `labkit up` resolves them with Maven then, as on a first run
     try:
         shutil.copytree(source.jars_dir, home / "jars", copy_function=os.link)

@@ -1,51 +1,40 @@
-"""Start, check and stop the lab's real servers as local processes: no Docker needed.
-
-The servers are the published Apache jars, resolved by Maven from the recipes in
-``services/`` into ``.lab/jars/<service>``:
+"""The lab's servers: what each one runs, on which ports, and how to tell it is ready.
 
 * ``kafka``:  one Kafka node in KRaft combined mode (broker + controller);
 * ``hbase``:  HBase standalone (master, region server and ZooKeeper in one JVM);
 * ``thrift``: the HBase Thrift (v1) server that happybase talks to;
-* ``jupyter``: JupyterLab on ``notebooks/`` (started by ``labkit lab``, not by ``up``).
+* ``jupyter``: JupyterLab on ``notebooks/`` (started by ``labkit lab``, not by ``up``);
+* ``api``: labkit's HTTP API for Grafana (``labkit api --background``);
+* ``flink-jm``, ``flink-tm``: an optional standalone Flink cluster (``labkit up --flink-cluster``).
 
-Each process runs detached in its own session, logs into ``.lab/logs``, and has a pid file in
-``.lab/run``. Every process carries ``LABKIT_SERVICE`` and ``LABKIT_HOME`` in its environment,
-so that ``stop`` only ever signals processes this lab started.
+``labkit.services.processes`` starts and stops them.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import psutil
 import yaml
 
 from labkit.config import PROJECT_ROOT, Settings
+from labkit.errors import ServiceError
+from labkit.jvm import RECIPES_DIR, check_java, jar_group, last_lines
 
-RECIPES_DIR = PROJECT_ROOT / "services"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-MIN_JAVA = 17
-
-Progress = Callable[[str], None]
 
 # The flags HBase's own launcher (bin/hbase) adds on Java 11 and later.
 HBASE_JDK17_FLAGS = [
@@ -61,155 +50,6 @@ HBASE_JDK17_FLAGS = [
     "--add-exports", "java.base/sun.net.dns=ALL-UNNAMED",
     "--add-exports", "java.base/sun.net.util=ALL-UNNAMED",
 ]  # fmt: skip
-
-
-class ServiceError(RuntimeError):
-    """A service could not be prepared, started or stopped; the message says what to do."""
-
-
-# --------------------------------------------------------------------------------------
-# Preflight: Java, Maven, disk
-# --------------------------------------------------------------------------------------
-
-
-INSTALL_JAVA = (
-    "The lab runs Kafka and HBase on Java 17 or newer: install it (Debian/Ubuntu: "
-    "`sudo apt install openjdk-17-jdk`; conda: use environment.yml) or set JAVA_HOME to a JDK 17."
-)
-
-
-def java_executable() -> str:
-    """The ``java`` to run the servers with: ``$JAVA_HOME/bin/java``, else the one on PATH."""
-    java_home = os.environ.get("JAVA_HOME")
-    candidate = Path(java_home) / "bin" / "java" if java_home else None
-    if candidate and candidate.exists():
-        return str(candidate)
-    found = shutil.which("java")
-    if not found:
-        # A JAVA_HOME that points nowhere is the likely mistake: name it.
-        wrong_home = f" (JAVA_HOME={java_home} has no bin/java)" if java_home else ""
-        raise ServiceError(f"Java was not found{wrong_home}. {INSTALL_JAVA}")
-    return found
-
-
-def java_major_version(java: str) -> int:
-    try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    except OSError as error:  # not executable, not a program (a half-unpacked JDK)
-        raise ServiceError(f"{java} does not run ({error.strerror}). {INSTALL_JAVA}") from None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if not match:
-        raise ServiceError(f"Could not read the version of {java}: {out.stderr.strip()}")
-    major = int(match.group(1))
-    # Java 8 and older report themselves as 1.x.
-    return int(match.group(2) or 0) if major == 1 else major
-
-
-def check_java() -> str:
-    java = java_executable()
-    major = java_major_version(java)
-    if major < MIN_JAVA:
-        raise ServiceError(
-            f"{java} is Java {major}; the lab needs Java {MIN_JAVA} or newer. "
-            "Install OpenJDK 17 or point JAVA_HOME at one."
-        )
-    return java
-
-
-def check_disk(settings: Settings) -> None:
-    """Fail with what to do when the disk of LABKIT_HOME has less free space than wanted."""
-    # Measure the nearest folder that exists: on a full disk LABKIT_HOME cannot even be created.
-    existing = settings.home
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    free_mb = shutil.disk_usage(existing).free // (1024 * 1024)
-    what_to_do = (
-        "Free some space, run `labkit reset --yes` to wipe old lab data, or move the lab with "
-        "LABKIT_HOME=/a/bigger/disk."
-    )
-    if free_mb < settings.min_free_disk_mb:
-        raise ServiceError(
-            f"Only {free_mb} MiB free on the disk of {settings.home}; the lab wants at least "
-            f"{settings.min_free_disk_mb} MiB. {what_to_do}"
-        )
-    try:
-        settings.home.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ServiceError(
-            f"Cannot create the lab's folder {settings.home} ({error.strerror}; {free_mb} MiB "
-            f"free on its disk). {what_to_do}"
-        ) from None
-
-
-# --------------------------------------------------------------------------------------
-# Jars, resolved by Maven from services/*/pom.xml
-# --------------------------------------------------------------------------------------
-
-JAR_GROUPS = ("kafka", "hbase", "flink")
-
-
-def _recipes_digest() -> str:
-    digest = hashlib.sha256()
-    for pom in sorted(RECIPES_DIR.glob("**/pom.xml")):
-        digest.update(pom.relative_to(RECIPES_DIR).as_posix().encode())
-        digest.update(pom.read_bytes())
-    return digest.hexdigest()
-
-
-def jars_resolved(settings: Settings) -> bool:
-    stamp = settings.jars_dir / ".resolved"
-    return stamp.exists() and stamp.read_text().strip() == _recipes_digest()
-
-
-def ensure_jars(settings: Settings, progress: Progress = print) -> None:
-    """Resolve the servers' jars with Maven, once: with the jars present this does nothing."""
-    if jars_resolved(settings):
-        return
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise ServiceError(
-            "Maven (`mvn`) was not found; the lab uses it once to download the Kafka, HBase and "
-            "Flink connector jars. Install it (Debian/Ubuntu: `sudo apt install maven`; conda: "
-            "environment.yml) and try again."
-        )
-    check_java()
-    staging = settings.home / "jars.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    progress("Downloading the Kafka, HBase and Flink connector jars with Maven (first run only)...")
-    started = time.monotonic()
-    command = [
-        mvn, "-q", "-B", "-Dstyle.color=never",
-        "-f", str(RECIPES_DIR / "pom.xml"),
-        "dependency:copy-dependencies",
-        f"-Dlabkit.jars.dir={staging}",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ServiceError(
-            "Maven could not resolve the lab's jars (is Maven Central reachable?):\n"
-            + _last_lines(result.stdout + result.stderr, 25)
-        )
-    settings.jars_dir.mkdir(parents=True, exist_ok=True)
-    for group in JAR_GROUPS:
-        target = settings.jars_dir / group
-        shutil.rmtree(target, ignore_errors=True)
-        (staging / group).rename(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    (settings.jars_dir / ".resolved").write_text(_recipes_digest() + "\n")
-    progress(f"Jars ready in {settings.jars_dir} ({time.monotonic() - started:.0f} s).")
-
-
-def jar_group(settings: Settings, group: str) -> Path:
-    folder = settings.jars_dir / group
-    if not any(folder.glob("*.jar")):
-        raise ServiceError(f"No jars in {folder}: run `labkit up` (or `make jars`) first.")
-    return folder
-
-
-# --------------------------------------------------------------------------------------
-# The services
-# --------------------------------------------------------------------------------------
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -370,7 +210,7 @@ class Kafka(JavaService):
         if result.returncode != 0:
             raise ServiceError(
                 f"Formatting Kafka's storage in {data} failed:\n"
-                + _last_lines(result.stdout + result.stderr, 20)
+                + last_lines(result.stdout + result.stderr, 20)
             )
 
     def is_ready(self, settings: Settings) -> bool:
@@ -695,290 +535,3 @@ def by_name(name: str) -> Service:
 
 def names() -> str:
     return ", ".join(service.name for service in ALL)
-
-
-# --------------------------------------------------------------------------------------
-# Processes: which are ours, start, wait, stop
-# --------------------------------------------------------------------------------------
-
-# Popen handles of the processes this Python process started, so that their exit is reaped.
-_children: dict[int, subprocess.Popen] = {}
-
-
-def _owner(process: psutil.Process) -> tuple[str | None, str | None]:
-    """(service, lab home) recorded in a process's environment, or (None, None)."""
-    try:
-        env = process.environ()
-    except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess, OSError):
-        return None, None
-    return env.get("LABKIT_SERVICE"), env.get("LABKIT_HOME")
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-
-
-def _reap() -> None:
-    for pid, child in list(_children.items()):
-        if child.poll() is not None:
-            del _children[pid]
-
-
-def running_pid(service: Service, settings: Settings) -> int | None:
-    """The pid of the service's process when it is alive and was started by this lab."""
-    _reap()
-    path = service.pid_file(settings)
-    try:
-        pid = int(path.read_text().strip())
-        process = psutil.Process(pid)
-    except (OSError, ValueError, psutil.NoSuchProcess):
-        return None
-    if _alive(process) and _owner(process) == (service.name, str(settings.home)):
-        return pid
-    return None
-
-
-def lab_processes(settings: Settings) -> list[psutil.Process]:
-    """Every live process started by this lab (also those whose pid file was lost)."""
-    _reap()
-    found = []
-    for process in psutil.process_iter():
-        name, home = _owner(process)
-        if name and home == str(settings.home) and _alive(process):
-            found.append(process)
-    return found
-
-
-def _port_holder(port: int) -> str:
-    """A description of the process listening on a local port, when the OS tells us."""
-    with contextlib.suppress(psutil.AccessDenied, psutil.NoSuchProcess, OSError):
-        for conn in psutil.net_connections(kind="tcp"):
-            listening = conn.status == psutil.CONN_LISTEN
-            if listening and conn.laddr and conn.laddr.port == port and conn.pid:
-                return f" by pid {conn.pid} ({psutil.Process(conn.pid).name()})"
-    return ""
-
-
-def check_ports_free(service: Service, settings: Settings) -> None:
-    for role, port in service.ports(settings).items():
-        if port_open(service.host(settings), port) or port_open("127.0.0.1", port):
-            env_name = _port_setting(service, role)
-            raise ServiceError(
-                f"Port {port} ({service.name} {role}) is already taken{_port_holder(port)}. "
-                f"Stop whatever uses it (`labkit down` if it is an older lab), or give the lab "
-                f"another port: {env_name}=<free port>."
-            )
-
-
-def _port_setting(service: Service, role: str) -> str:
-    names = {
-        ("kafka", "broker"): "LABKIT_KAFKA_PORT",
-        ("kafka", "controller"): "LABKIT_KAFKA_CONTROLLER_PORT",
-        ("hbase", "zookeeper"): "LABKIT_HBASE_ZOOKEEPER_PORT",
-        ("hbase", "master"): "LABKIT_HBASE_MASTER_PORT",
-        ("hbase", "regionserver"): "LABKIT_HBASE_REGIONSERVER_PORT",
-        ("thrift", "thrift"): "LABKIT_HBASE_THRIFT_PORT",
-        ("jupyter", "http"): "LABKIT_JUPYTER_PORT",
-        ("api", "http"): "LABKIT_API_PORT",
-    }
-    return names.get((service.name, role), "the matching LABKIT_*_PORT")
-
-
-def start(service: Service, settings: Settings) -> int:
-    """Start the service detached (unless it already runs) and return its pid."""
-    pid = running_pid(service, settings)
-    if pid is not None:
-        return pid
-    service.pid_file(settings).unlink(missing_ok=True)
-    check_disk(settings)
-    check_ports_free(service, settings)
-    service.prepare(settings)
-    for folder in (settings.logs_dir, settings.run_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        **service.environment(settings),
-        "LABKIT_SERVICE": service.name,
-        "LABKIT_HOME": str(settings.home),
-    }
-    command = service.command(settings)
-    console = service.console_file(settings)
-    with console.open("ab") as out:
-        out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {service.name}\n".encode())
-        out.flush()
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=settings.home,
-            env=env,
-            start_new_session=True,  # detached: survives the shell, gets its own group
-        )
-    _children[child.pid] = child
-    service.pid_file(settings).write_text(f"{child.pid}\n")
-    return child.pid
-
-
-def serve(service: Service, settings: Settings) -> None:
-    """Replace this process with the service, in the foreground (containers use this)."""
-    check_disk(settings)
-    service.prepare(settings)
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        **service.environment(settings),
-        "LABKIT_SERVICE": service.name,
-        "LABKIT_HOME": str(settings.home),
-    }
-    command = service.command(settings, console_logs=True)
-    os.execvpe(command[0], command, env)
-
-
-def wait_ready(service: Service, settings: Settings, timeout: float | None = None) -> None:
-    """Block until the service answers through its real client, or fail with its last logs."""
-    deadline = time.monotonic() + (settings.start_timeout if timeout is None else timeout)
-    while True:
-        if service.is_ready(settings):
-            return
-        if settings.mode == "embedded" and running_pid(service, settings) is None:
-            raise ServiceError(
-                f"{service.name} stopped while starting. Its last log lines:\n"
-                + log_tail(service, settings, 30)
-            )
-        if time.monotonic() > deadline:
-            raise ServiceError(
-                f"{service.name} was not ready after {settings.start_timeout:.0f} s "
-                f"(raise LABKIT_START_TIMEOUT on a slow machine). Its last log lines:\n"
-                + log_tail(service, settings, 30)
-            )
-        time.sleep(0.5)
-
-
-def _terminate(processes: Iterable[psutil.Process], timeout: float) -> None:
-    """SIGTERM, wait, then SIGKILL what is left."""
-    processes = [p for p in processes if _alive(p)]
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGTERM)
-    _gone, alive = psutil.wait_procs(processes, timeout=timeout)
-    for process in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(alive, timeout=10)
-    _reap()
-
-
-def stop(service: Service, settings: Settings, timeout: float = 30.0) -> bool:
-    """Stop the service if it runs; True when a process was stopped."""
-    pid = running_pid(service, settings)
-    stopped = False
-    if pid is not None:
-        _terminate([psutil.Process(pid)], timeout)
-        stopped = True
-    service.pid_file(settings).unlink(missing_ok=True)
-    return stopped
-
-
-# --------------------------------------------------------------------------------------
-# The whole stack
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Status:
-    service: str
-    pid: int | None
-    ports: dict[str, int]
-    ready: bool
-
-    @property
-    def state(self) -> str:
-        if self.ready:
-            return "ready"
-        return "starting" if self.pid else "stopped"
-
-
-def status(settings: Settings, services: Iterable[Service] = ALL) -> list[Status]:
-    result = []
-    for service in services:
-        pid = running_pid(service, settings)
-        ready = (pid is not None or settings.mode == "external") and service.is_ready(settings)
-        result.append(Status(service.name, pid, service.ports(settings), ready))
-    return result
-
-
-def up(settings: Settings, progress: Progress = print, flink_cluster: bool = False) -> None:
-    """Start Kafka, HBase and its Thrift server (idempotent) and wait until all are ready;
-    with ``flink_cluster``, a standalone Flink cluster too.
-
-    In the external mode (docker compose) nothing is started: this only waits for them.
-    """
-    wanted = STACK + (FLINK_CLUSTER if flink_cluster else ())
-    if settings.mode == "embedded":
-        check_java()
-        check_disk(settings)
-        ensure_jars(settings, progress)
-        missing = [service for service in wanted if running_pid(service, settings) is None]
-        # Every port before any start: a taken port must not leave the services started
-        # before it running in the background.
-        for service in missing:
-            check_ports_free(service, settings)
-        for service in missing:
-            progress(f"Starting {service.name}: {service.description}...")
-            start(service, settings)
-    for service in wanted:
-        started = time.monotonic()
-        wait_ready(service, settings)
-        ports = ", ".join(str(p) for p in service.ports(settings).values()) or "-"
-        waited = time.monotonic() - started
-        progress(f"  {service.name:<8} ready on port {ports} (waited {waited:.0f} s)")
-
-
-def down(settings: Settings, progress: Progress = print, timeout: float = 30.0) -> None:
-    """Stop every process of this lab, also strays whose pid file was lost.
-
-    All get SIGTERM at once (each shuts down on its own), then SIGKILL after ``timeout``.
-    """
-    processes = {process.pid: process for process in lab_processes(settings)}
-    names = []
-    for service in ALL:
-        pid = running_pid(service, settings)
-        if pid is not None:
-            names.append(service.name)
-        service.pid_file(settings).unlink(missing_ok=True)
-    if processes:
-        progress(f"Stopping {', '.join(names) or 'stray lab processes'}...")
-        _terminate(processes.values(), timeout)
-        progress(f"Stopped {len(processes)} process(es).")
-
-
-def reset(settings: Settings, progress: Progress = print) -> None:
-    """Stop everything and wipe the lab's data, logs and configuration (the jars stay)."""
-    down(settings, progress)
-    for folder in (settings.data_dir, settings.logs_dir, settings.conf_dir, settings.run_dir):
-        if folder.exists():
-            shutil.rmtree(folder)
-            progress(f"Removed {folder}")
-
-
-def log_tail(service: Service, settings: Settings, lines: int = 40) -> str:
-    """The last lines of the service's log and of its console output."""
-    parts = []
-    for path in dict.fromkeys((service.log_file(settings), service.console_file(settings))):
-        if path.exists() and path.stat().st_size:
-            parts.append(f"==> {path} <==\n{_last_lines(_read_end(path), lines)}")
-    return "\n".join(parts) or f"(no log yet in {settings.logs_dir})"
-
-
-def _read_end(path: Path, max_bytes: int = 256 * 1024) -> str:
-    with path.open("rb") as handle:
-        handle.seek(max(0, path.stat().st_size - max_bytes))
-        return handle.read().decode("utf-8", errors="replace")
-
-
-def _last_lines(text: str, lines: int) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
