@@ -6,16 +6,17 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars up down status lab demo bench test lint browser clean
+.PHONY: help install jars up down status lab demo bench check test lint types browser clean
 
 help:
 	@echo "make lab     install, start Kafka + HBase, open JupyterLab on notebooks/"
+	@echo "make check   the quick loop, no services: ruff, mypy and the unit tests (seconds)"
 	@echo "make test    install, start the services, run every test and notebook, stop"
 	@echo "make down    stop every process of the lab"
 	@echo "make status  show the services"
 	@echo "make demo    30 simulated days through Kafka, Flink and HBase (labkit run)"
 	@echo "make bench   the benchmark: figures in a table and in build/bench.json"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff;  make types  mypy"
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: the lab needs Python 3.11 (or set PYTHON=...)"; exit 1; }
@@ -58,6 +59,13 @@ lint: install
 	$(BIN)/ruff check labkit tests
 	$(BIN)/ruff format --check labkit tests
 
+types: install
+	$(BIN)/mypy
+
+# The quick loop: no services, no JVM.
+check: lint types
+	$(BIN)/pytest -q -m unit tests/unit
+
 # Debian's Chromium, for the browser test (Playwright drives it; it downloads no browser).
 browser:
 	@command -v chromium >/dev/null || { \
@@ -67,9 +75,9 @@ browser:
 
 # The services are stopped again whatever the tests do (also on failure or Ctrl-C).
 test: install browser
-	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory check
 	@trap '$(LABKIT) down' EXIT; \
-	  $(LABKIT) up && $(BIN)/pytest
+	  $(LABKIT) up && $(BIN)/pytest -m integration
 
 clean: down
 	rm -rf build .pytest_cache .ruff_cache

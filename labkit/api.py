@@ -463,8 +463,10 @@ def key_range(metric: Metric, window: Window) -> tuple[bytes, bytes] | None:
     """The row keys of ``metric`` whose time lies in the window, as a range scan's
     ``[row_start, row_stop)``; None when no key can."""
     resolution = DAY if metric.kind == "daily" else SECOND
-    first = datetime.min + (window.start - datetime.min) // resolution * resolution
-    if first < window.start:  # key times are whole seconds (days): round the start up
+    first: datetime | None = datetime.min + (window.start - datetime.min) // resolution * resolution
+    if (
+        first is not None and first < window.start
+    ):  # key times are whole seconds (days): round the start up
         first = _step(first, resolution)
     after = _step(datetime.min + (window.end - datetime.min) // resolution * resolution, resolution)
     # No whole second (day) in the window; HBase would read row_start == row_stop as a get.
@@ -567,10 +569,10 @@ class Store:
             moment = _key_time(key, field=2)
             total, count = _number(data.get(b"d:sum")), _number(data.get(b"d:count"))
             offsets = _number(data.get(b"d:offset_sum"))
-            if moment is not None and None not in (total, count, offsets) and count:
-                start_ms, count = to_ms(moment), int(count)
-                time_total = count * start_ms + int(offsets) * 1000
-                sums.append(PeriodSum(start_ms, count, total, time_total))
+            if moment is not None and total is not None and count and offsets is not None:
+                start_ms, readings = to_ms(moment), int(count)
+                time_total = readings * start_ms + int(offsets) * 1000
+                sums.append(PeriodSum(start_ms, readings, total, time_total))
         return sums
 
     def points(self, metric: Metric, window: Window) -> list[tuple[int, float]]:
@@ -657,7 +659,7 @@ def _as_sums(points: list[tuple[int, float]]) -> list[PeriodSum]:
 
 def count_per_bucket(
     times: list[int], start_ms: int, end_ms: int, buckets: int
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, float]]:
     """How many of ``times`` fall in each of ``buckets`` equal buckets; (bucket start, count)."""
     span = end_ms - start_ms + 1
     counts: dict[int, int] = {}
@@ -788,7 +790,7 @@ class Answers:
                        _time_column("sent_at"), _time_column("watermark"),
                        {"text": "behind_watermark_s", "type": "number"},
                        {"text": "delay_s", "type": "number"}]  # fmt: skip
-            table = [
+            table: list[list[object]] = [
                 [ms, _number(d.get(b"d:value")), _time_ms(d.get(b"d:sent_at")),
                  _time_ms(d.get(b"d:watermark")), _number(d.get(b"d:behind_watermark_s")),
                  _number(d.get(b"d:delay_s"))]
@@ -1010,7 +1012,7 @@ def _listen_address(host: str, port: int) -> str:
     if host == "localhost":
         return "127.0.0.1"
     *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    return address[0]
+    return str(address[0])
 
 
 def _server(settings: Settings, token: str | None, port: int) -> tuple[TcpWSGIServer, Store]:

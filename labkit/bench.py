@@ -284,7 +284,9 @@ def naive_produce(settings: Settings, readings: list[sensors.Reading]) -> None:
         producer.flush()
 
 
-def naive_write(settings: Settings, kind: str, expected: int, timeout: float = 1800) -> int:
+def naive_write(
+    settings: Settings, kind: hbase.TableKind, expected: int, timeout: float = 1800
+) -> int:
     """As the original's happybase scripts: per message, a new connection and one put."""
     reader = kafka.consumer(
         settings, f"naive-{uuid.uuid4().hex[:6]}", **{"enable.auto.commit": True}
@@ -317,13 +319,13 @@ def measure_baseline(settings: Settings, scenario: sensors.Scenario) -> dict[str
         warm_up = sensors.Scenario(start=scenario.start - timedelta(days=30), days=1 / 96)
         warm = list(sensors.simulate(warm_up))
         naive_produce(settings, warm)
-        naive_write(settings, "raw", len(warm), timeout=180)
+        naive_write(settings, hbase.TableKind.RAW, len(warm), timeout=180)
 
         began = time.perf_counter()
         naive_produce(settings, readings)
         produced = time.perf_counter() - began
         on_time = sum(1 for r in readings if r.sent_at - r.timestamp < sensors.TICK)
-        naive_write(settings, "raw", on_time)
+        naive_write(settings, hbase.TableKind.RAW, on_time)
         elapsed = time.perf_counter() - began
     finally:
         job.cancel()
@@ -335,7 +337,7 @@ def measure_baseline(settings: Settings, scenario: sensors.Scenario) -> dict[str
     sample = min(on_time, 1000)
     hbase.drop_tables(settings)
     hbase.ensure_tables(settings)
-    naive_write(settings, "raw", sample)
+    naive_write(settings, hbase.TableKind.RAW, sample)
     figures["baseline hbase writer rows/s"] = sample / (time.perf_counter() - began)
     return figures
 
@@ -362,14 +364,14 @@ def run(settings: Settings, config: BenchConfig, progress: Progress = print) -> 
             baseline = replace(scenario, days=config.baseline_days)
             report.figures.update(measure_baseline(mine, baseline))
     figures = report.figures
-    figures["speed-up produce (x)"] = (
-        figures["produce events/s"] / figures["baseline produce events/s"]
+    figures["speed-up produce (x)"] = float(figures["produce events/s"]) / float(
+        figures["baseline produce events/s"]
     )
-    figures["speed-up hbase writer (x)"] = (
-        figures["hbase writer rows/s"] / figures["baseline hbase writer rows/s"]
+    figures["speed-up hbase writer (x)"] = float(figures["hbase writer rows/s"]) / float(
+        figures["baseline hbase writer rows/s"]
     )
-    figures["speed-up end to end (x)"] = (
-        figures["end-to-end events/s (warm)"] / figures["baseline end-to-end events/s"]
+    figures["speed-up end to end (x)"] = float(figures["end-to-end events/s (warm)"]) / float(
+        figures["baseline end-to-end events/s"]
     )
     report.memory_mb = {name: round(peak, 1) for name, peak in sorted(memory.peaks.items())}
     report.memory_mb["whole stack (peak of the sum)"] = round(memory.peak_total, 1)

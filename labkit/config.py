@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from labkit.errors import LabkitError
 
@@ -167,7 +168,7 @@ def _field_types() -> dict[str, type]:
 def load(environ: dict[str, str] | None = None) -> Settings:
     """Build the settings from ``environ`` (default: ``os.environ``)."""
     environ = dict(os.environ if environ is None else environ)
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for name, target in _field_types().items():
         raw = environ.get(f"{ENV_PREFIX}{name.upper()}")
         if raw is not None and raw != "":

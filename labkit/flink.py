@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from labkit import sensors
 from labkit.config import FlinkMode, Settings
@@ -598,7 +599,7 @@ def declare(env, settings: Settings, bounded: bool) -> None:
 class RunningJob:
     """A submitted pipeline job: wait for it (bounded) or cancel it (live)."""
 
-    result: object  # pyflink TableResult
+    result: Any  # pyflink's TableResult
 
     @property
     def job_id(self) -> str:

@@ -27,6 +27,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from labkit.config import Settings
 from labkit.errors import LabkitError
+from labkit.sensors import Reading
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -190,9 +191,9 @@ class BatchProducer:
 
 def produce_readings(
     settings: Settings,
-    readings: Iterable,
+    readings: Iterable[Reading],
     topic: str | None = None,
-    on_progress: Callable[[int, object], None] | None = None,
+    on_progress: Callable[[int, Reading], None] | None = None,
     every: int = 5000,
 ) -> int:
     """Send sensor readings (``labkit.sensors.Reading``) to ``input``; return how many.

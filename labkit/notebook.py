@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 import ipywidgets as widgets
 import pandas as pd
@@ -233,15 +234,17 @@ def watch(
     draw: Callable[[], object],
     seconds: float,
     every: float = 1.0,
-    display: Callable[..., object] | None = None,
+    display: Callable[..., Any] | None = None,
 ) -> int:
     """Redraw ``draw()`` in place every ``every`` seconds for ``seconds``; return the frames.
 
     It always ends: a live view in a notebook must not run forever.
     """
     if display is None:
-        from IPython.display import display
-    handle = display(draw(), display_id=True)
+        from IPython.display import display as show
+    else:
+        show = display
+    handle = show(draw(), display_id=True)
     frames = 1
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -364,7 +367,7 @@ def _input_messages(settings: Settings) -> int:
     return kafka.message_count(settings, settings.topics.input)
 
 
-EXERCISES: dict[str, tuple[Callable[[Settings | None], object], str]] = {
+EXERCISES: dict[str, tuple[Callable[[Any], object], str]] = {
     "th1_hourly": (lambda s: 4, "A tick is 15 minutes; how many ticks make an hour?"),
     "mov1_max_delay_minutes": (
         lambda s: 15,

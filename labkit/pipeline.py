@@ -14,6 +14,7 @@ import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -133,11 +134,11 @@ def run(settings: Settings, scenario: sensors.Scenario, show: bool = True) -> Su
     return Summary(
         days=scenario.days,
         events=events,
-        raw_rows=rows["raw"],
-        daily_rows=rows["daily"],
-        late_rows=rows["late"],
-        invalid_rows=rows["invalid"],
-        rollup_rows=rows["rollup"],
+        raw_rows=rows[hbase.TableKind.RAW],
+        daily_rows=rows[hbase.TableKind.DAILY],
+        late_rows=rows[hbase.TableKind.LATE],
+        invalid_rows=rows[hbase.TableKind.INVALID],
+        rollup_rows=rows[hbase.TableKind.ROLLUP],
         elapsed_s=elapsed,
         stages_s=stages,
     )
@@ -188,7 +189,7 @@ class LiveSimulation:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def update(self, **changes: object) -> None:
+    def update(self, **changes: Any) -> None:
         """Change knobs of the running scenario, e.g. ``update(late_2d_every=5)``."""
         self.simulator.scenario = replace(self.simulator.scenario, **changes)
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 TICK = timedelta(minutes=15)
 TICKS_PER_DAY = 96
@@ -193,7 +194,7 @@ class Scenario:
     def enabled(self, name: str) -> bool:
         return name not in self.disabled
 
-    def with_changes(self, **changes: object) -> Scenario:
+    def with_changes(self, **changes: Any) -> Scenario:
         return replace(self, **changes)
 
 

@@ -309,8 +309,8 @@ def window_range(
     (both included, any precision); None when no key time can (a window inside one second,
     or one day for the daily table)."""
     step = _resolution(kind)
-    first = _floor(start, step)
-    if first < start:  # key times are whole seconds (days): round the start up
+    first: datetime | None = _floor(start, step)
+    if first is not None and first < start:  # key times are whole seconds (days): round up
         first = _later(first, step)
     after = _later(_floor(end, step), step)
     # HBase would read row_start == row_stop as a get, not as an empty range.

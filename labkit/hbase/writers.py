@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 _JSON = json.JSONDecoder()
 
 
+def _value(record: kafka.Record) -> bytes:
+    if record.value is None:  # Flink never writes tombstones: someone else did
+        raise ValueError(f"A tombstone in {record.topic} at offset {record.offset}")
+    return record.value
+
+
 # --------------------------------------------------------------------------------------
 # From Kafka records to HBase rows
 # --------------------------------------------------------------------------------------
@@ -35,19 +41,19 @@ _JSON = json.JSONDecoder()
 def raw_row(record: kafka.Record) -> Row:
     """``output_raw`` carries the sensor's own message, unchanged."""
     # Read as leniently as the job did: white space before the object and text after it pass.
-    reading, _end = _JSON.raw_decode(record.value.decode().lstrip())
+    reading, _end = _JSON.raw_decode(_value(record).decode().lstrip())
     return layout.raw_row(reading["m_name"], reading["m_timestamp"], float(reading["m_value"]))
 
 
 def daily_row(record: kafka.Record) -> Row:
-    row = json.loads(record.value)
+    row = json.loads(_value(record))
     return layout.daily_row(
         row["metric"], row["day"], row["kind"], float(row["value"]), row["readings"]
     )
 
 
 def late_row(record: kafka.Record) -> Row:
-    row = json.loads(record.value)
+    row = json.loads(_value(record))
     return layout.late_row(
         row["m_name"],
         row["m_timestamp"],
@@ -61,7 +67,7 @@ def late_row(record: kafka.Record) -> Row:
 
 
 def invalid_row(record: kafka.Record) -> Row:
-    row = json.loads(record.value)
+    row = json.loads(_value(record))
     return layout.invalid_row(
         row["sent_at"],
         layout.origin(row["kafka_partition"], row["kafka_offset"]),
@@ -73,7 +79,7 @@ def invalid_row(record: kafka.Record) -> Row:
 
 def rollup_row(record: kafka.Record) -> Row:
     """A sensor's sum, count and summed time offsets (seconds) over one period."""
-    row = json.loads(record.value)
+    row = json.loads(_value(record))
     return layout.rollup_row(
         row["m_name"],
         row["resolution"],

@@ -26,6 +26,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import yaml
@@ -220,7 +221,8 @@ class Kafka(JavaService):
 
         quiet = logging.getLogger("labkit.services.probe")
         quiet.setLevel(logging.CRITICAL)
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "logger": quiet})
+        client: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap, "logger": quiet}
+        admin = AdminClient(client)
         try:
             metadata = admin.list_topics(timeout=3)
         except Exception:  # noqa: BLE001 - any failure of the probe means "not ready yet"

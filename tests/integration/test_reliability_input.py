@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from labkit import flink, hbase, kafka, oracle, sensors
+from labkit import flink, hbase, kafka, oracle, sandbox, sensors
 
-from .conftest import own_topics_and_tables, table_rows
+from .tables import table_rows
 
 pytestmark = pytest.mark.slow
 
@@ -261,7 +261,7 @@ class Outcome:
 @pytest.fixture(scope="module")
 def outcome(stack):
     """One bounded run of the mixed stream: produce, the Flink job, the writers drained."""
-    with own_topics_and_tables(stack) as settings:
+    with sandbox.sandbox(stack, "t") as settings:
         stream, junk_at = mixed_stream()
         produced = produce(settings, stream)
         writers = hbase.Writers(settings).start()
@@ -478,7 +478,7 @@ EXAMPLES: list[tuple[bytes | None, datetime]] = [
 def classified(stack):
     """Each example through the job's own source and views on the real Flink:
     {offset: (ts to the millisecond, problem, m_name, m_value, m_timestamp)}."""
-    with own_topics_and_tables(stack) as settings:
+    with sandbox.sandbox(stack, "t") as settings:
         produce(settings, [oracle.Sent(body, sent_at) for body, sent_at in EXAMPLES])
         env = flink.table_environment(settings)
         flink.declare(env, settings, bounded=True)

@@ -1,11 +1,11 @@
-"""labkit.notebook: the figures, tables, sliders and live views the notebooks show."""
+"""labkit.notebook without the services: figures, tables, sliders and exercise checks."""
 
 import time
 
 import pandas as pd
 from IPython.display import DisplayHandle
 
-from labkit import hbase, kafka, notebook, oracle, pipeline, sensors
+from labkit import config, notebook, oracle, pipeline, sensors
 
 READINGS = list(sensors.simulate(sensors.Scenario(days=3, seed=1)))
 
@@ -40,8 +40,8 @@ def test_readings_frame_measures_how_late_each_reading_was_sent():
     assert set(late["sensor"]) == {"W1"}
 
 
-def test_knob_panel_sliders_change_the_running_scenario(stack):
-    live = pipeline.LiveSimulation(stack, sensors.Scenario())  # not started: knobs only
+def test_knob_panel_sliders_change_the_running_scenario():
+    live = pipeline.LiveSimulation(config.load({}), sensors.Scenario())  # not started: knobs only
     panel = notebook.knob_panel(live)
     sliders = {child.description: child for child in panel.children if hasattr(child, "value")}
     sliders["TH1: 1 per N ticks"].value = 4
@@ -69,25 +69,6 @@ def test_watch_redraws_in_place_until_its_time_is_up():
     assert frames == len(shown) + 1 >= 4
 
 
-def test_live_figure_shows_a_running_simulation(isolated):
-    live = pipeline.LiveSimulation(isolated, speed=86_400).start(seconds=1.0)
-    live.wait()
-    figure = notebook.live_figure(live)
-    counts, series = figure.axes
-    assert sum(bar.get_width() for bar in counts.patches) == live.sent
-    assert len(series.lines[0].get_xdata()) == live.per_sensor["TH1"]
-
-
-def test_offsets_and_records_tables(isolated):
-    topic = isolated.topics.input
-    kafka.produce_readings(isolated, READINGS[:50], topic)
-    table = notebook.offsets_table(isolated, topic, group="nobody")
-    assert table["messages"].sum() == 50 and table["lag"].sum() == 50
-    records = notebook.records_table(kafka.peek(isolated, topic, last=5))
-    assert list(records["offset"]) == [45, 46, 47, 48, 49]
-    assert records["key"].iloc[-1] == READINGS[49].sensor
-
-
 def test_watermark_and_daily_figures_plot_what_they_are_given():
     frame = oracle.with_watermark(oracle.messages_frame(READINGS))
     figure = notebook.watermark_figure(frame)
@@ -97,18 +78,6 @@ def test_watermark_and_daily_figures_plot_what_they_are_given():
     figure = notebook.daily_figure(daily)
     plotted = sum(len(axes.lines) for axes in figure.axes)
     assert plotted == sum(len(metrics) for _, metrics in notebook.DAILY_PANELS)
-
-
-def test_records_frame_and_topic_counts(isolated):
-    producer = kafka.BatchProducer(isolated)
-    producer.send(isolated.topics.output_aggr, b'{"metric": "TH1", "value": 1.5}')
-    producer.send(isolated.topics.output_aggr, b'{"metric": "TH2", "value": 2.5}')
-    producer.flush()
-    frame = notebook.records_frame(kafka.read(isolated, isolated.topics.output_aggr, idle=1))
-    assert sorted(frame["metric"]) == ["TH1", "TH2"]
-    counts = notebook.topic_counts(isolated)
-    assert counts.loc["messages", isolated.topics.output_aggr] == 2
-    assert counts.loc["messages", isolated.topics.input] == 0
 
 
 def test_check_knows_the_answers_and_hints_otherwise(capsys):
@@ -121,27 +90,3 @@ def test_check_knows_the_answers_and_hints_otherwise(capsys):
     assert notebook.check("mov1_max_delay_minutes", 15)
     out = capsys.readouterr().out
     assert "✓ Right!" in out and "Hint:" in out and "Not answered yet" in out
-
-
-def test_check_reads_the_answers_that_depend_on_the_lab(isolated):
-    kafka.produce_readings(isolated, READINGS[:7], isolated.topics.input)
-    assert notebook.check("input_messages", 7, isolated)
-    connection = hbase.connect(isolated)
-    with connection.table(hbase.table_name(isolated, "daily")).batch() as batch:
-        for day, leak in (("2024-01-01", 40.0), ("2024-01-02", 61.5), ("2024-01-03", 12.0)):
-            batch.put(
-                f"Wtot_AggDayRest#{day}".encode(),
-                {b"d:value": str(leak).encode(), b"d:readings": b"98"},
-            )
-    connection.close()
-    assert notebook.check("largest_leak_day", "2024-01-02", isolated)
-
-
-def test_health_lists_every_service_with_its_state(stack):
-    table = notebook.health(stack)
-    assert table.loc["kafka", "state"] == "ready"
-    assert (
-        "broker 9092" in table.loc["kafka", "ports"]
-        or str(stack.kafka_port) in table.loc["kafka", "ports"]
-    )
-    assert set(table.index) >= {"kafka", "hbase", "thrift", "jupyter"}

@@ -7,7 +7,7 @@ import pandas as pd
 
 from labkit import hbase, kafka, sensors
 
-from .conftest import table_rows
+from .tables import table_rows
 
 
 def _send(settings, topic, values, key=b"k"):

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from labkit import api, oracle, pipeline, sensors
+from labkit import api, oracle, pipeline, sandbox, sensors
 
-from .conftest import own_topics_and_tables, table_rows
+from .tables import table_rows
 
 SCENARIO = sensors.Scenario(days=30, seed=7)
 
@@ -15,7 +15,7 @@ SCENARIO = sensors.Scenario(days=30, seed=7)
 @pytest.fixture(scope="module")
 def outcome(stack):
     """Run the pipeline once for the module's tests: (settings, summary, expected)."""
-    with own_topics_and_tables(stack) as settings:
+    with sandbox.sandbox(stack, "t") as settings:
         summary = pipeline.run(settings, SCENARIO, show=False)
         expected = oracle.expected(oracle.messages_frame(sensors.simulate(SCENARIO)))
         yield settings, summary, expected

@@ -24,7 +24,7 @@ import pytest
 
 from labkit import config, flink, hbase, kafka, oracle, pipeline, sensors, services
 
-from .conftest import table_rows
+from .tables import table_rows
 
 pytestmark = pytest.mark.slow
 

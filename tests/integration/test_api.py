@@ -34,8 +34,6 @@ from hypothesis import strategies as st
 from labkit import api, config, hbase, notebook, sandbox, sensors
 from labkit.config import PROJECT_ROOT, Settings, SettingsError
 
-from .conftest import own_topics_and_tables
-
 START = datetime(2024, 1, 1)
 DAYS = 3
 TICK = timedelta(minutes=15)
@@ -176,7 +174,7 @@ def _fill(settings: Settings) -> Data:
 
 @pytest.fixture(scope="module")
 def data(stack: Settings):
-    with own_topics_and_tables(stack) as mine:
+    with sandbox.sandbox(stack, "t") as mine:
         yield _fill(mine)
 
 
@@ -546,7 +544,7 @@ def test_metric_without_rows_is_an_empty_series(url):
 
 
 def test_max_data_points_is_capped(stack):
-    with own_topics_and_tables(stack) as mine:
+    with sandbox.sandbox(stack, "t") as mine:
         count = api.MAX_DATA_POINTS + 500
         connection = hbase.connect(mine)
         try:
@@ -944,7 +942,7 @@ def test_request_returns_error_statuses(url):
     assert api.request(url, "/nowhere", {})[0] == 404
 
 
-def test_demo_settings_have_their_own_topics_and_tables(stack):
+def test_sandbox_settings_have_their_own_topics_and_tables(stack):
     demo = sandbox.sandbox_settings(stack, "t")
     assert demo.hbase_table_prefix != stack.hbase_table_prefix
     assert not set(demo.topics.all()) & set(stack.topics.all())

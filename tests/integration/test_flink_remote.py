@@ -4,9 +4,7 @@ import dataclasses
 
 import pytest
 
-from labkit import config, oracle, pipeline, sensors, services
-
-from .conftest import own_topics_and_tables
+from labkit import config, oracle, pipeline, sandbox, sensors, services
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +19,7 @@ def flink_cluster(stack):
 def test_the_job_submitted_to_a_flink_cluster_gives_the_oracles_counts(flink_cluster):
     scenario = sensors.Scenario(days=3, seed=5)
     expected = oracle.expected(oracle.messages_frame(sensors.simulate(scenario)))
-    with own_topics_and_tables(flink_cluster) as settings:
+    with sandbox.sandbox(flink_cluster, "t") as settings:
         summary = pipeline.run(settings, scenario, show=False)
     assert (summary.raw_rows, summary.late_rows, summary.daily_rows) == (
         len(expected.raw),
