@@ -56,8 +56,8 @@ bench: up
 	$(LABKIT) bench --json build/bench.json
 
 lint: install
-	$(BIN)/ruff check labkit tests
-	$(BIN)/ruff format --check labkit tests
+	$(BIN)/ruff check labkit tests notebooks/solutions
+	$(BIN)/ruff format --check labkit tests notebooks/solutions
 
 types: install
 	$(BIN)/mypy

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from labkit import api, config, hbase, notebook, sandbox, sensors
 from labkit.config import PROJECT_ROOT, Settings, SettingsError
+from labkit.exercises import Status, answers
 
 START = datetime(2024, 1, 1)
 DAYS = 3
@@ -894,7 +895,7 @@ def test_panel_request_is_a_simpod_query_the_api_serves(url, data):
     assert body["range"]["from"] == iso(start) and body["maxDataPoints"] == 24
     assert [t["refId"] for t in body["targets"]] == ["A", "B"]
     answer = api.call(url, "/query", body)
-    frame = notebook.datapoints_frame(answer)
+    frame = notebook.grafana_api.datapoints_frame(answer)
     assert list(frame.columns) == ["TH1_raw", "TH2_raw"] and len(frame) <= 24
     expected = bucket_averages(in_window(data.raw["TH1"], start, end), start, end, 24)
     assert frame["TH1_raw"].tolist() == pytest.approx([v for v, _ in expected])
@@ -906,34 +907,32 @@ def test_panel_request_is_a_simpod_query_the_api_serves(url, data):
 def test_table_frame_and_comparison_figure(url, data):
     start, end = START, START + timedelta(days=2)
     body = api.panel_request(["W1_late"], start, end, payload={"format": "table"})
-    frame = notebook.table_frame(api.call(url, "/query", body)[0])
+    frame = notebook.grafana_api.table_frame(api.call(url, "/query", body)[0])
     inside = [row for row in data.late if start <= row["time"] <= end]
     assert frame["time"].tolist() == [pd.Timestamp(row["time"]) for row in inside]
     assert frame["value"].tolist() == [row["value"] for row in inside]
-    served = notebook.datapoints_frame(
+    served = notebook.grafana_api.datapoints_frame(
         api.call(url, "/query", api.panel_request(["TH1_raw"], start, end))
     )
     stored = hbase.read_series(data.settings, "TH1", start, end)["value"]
-    figure = notebook.comparison_figure(stored, served["TH1_raw"], "TH1")
+    figure = notebook.grafana_api.comparison_figure(stored, served["TH1_raw"], "TH1")
     assert len(figure.axes) == 2 and "readings" in figure.axes[0].get_title()
 
 
-def test_notebook_exercises_are_checked_against_the_api(url, data, capsys):
+def test_notebook_exercises_are_checked_against_the_api(url, data):
     first_bucket = [v for t, v in data.raw["TH1"] if t < START + timedelta(hours=3)]
-    check = notebook.check_api_exercise
-    assert not check("bucket_average", None, url, data.settings)
-    assert "Hint" in capsys.readouterr().out
-    assert check("bucket_average", sum(first_bucket) / len(first_bucket), url, data.settings)
-    assert not check("bucket_average", first_bucket[0], url, data.settings)
+    assert answers.bucket_average(None, url).status is Status.NOT_YET
+    assert answers.bucket_average(sum(first_bucket) / len(first_bucket), url).passed
+    assert answers.bucket_average(first_bucket[0], url).status is Status.WRONG
     end = START + timedelta(days=DAYS)
     table = {"format": "table"}
     leak = api.panel_request(["Wtot_AggDayRest"], START, end, payload=table)
-    assert check("leak_table", leak, url, data.settings)
-    assert not check("leak_table", api.panel_request(["Wtot_AggDayRest"], START, end), url,
-                     data.settings)  # fmt: skip
-    assert not check("leak_table", api.panel_request(["leak"], START, end, payload=table), url,
-                     data.settings)  # fmt: skip
-    assert "400" in capsys.readouterr().out
+    assert answers.leak_table(leak, url, data.settings).passed
+    series = api.panel_request(["Wtot_AggDayRest"], START, end)
+    assert answers.leak_table(series, url, data.settings).status is Status.WRONG
+    unknown = api.panel_request(["leak"], START, end, payload=table)
+    verdict = answers.leak_table(unknown, url, data.settings)
+    assert verdict.status is Status.WRONG and "400" in verdict.text()
 
 
 def test_request_returns_error_statuses(url):

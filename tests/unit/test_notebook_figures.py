@@ -11,21 +11,21 @@ READINGS = list(sensors.simulate(sensors.Scenario(days=3, seed=1)))
 
 
 def test_architecture_draws_every_layer():
-    figure = notebook.architecture()
+    figure = notebook.lab.architecture()
     texts = [text.get_text() for text in figure.axes[0].texts]
-    for title, _ in notebook.LAYERS:
+    for title, _ in notebook.lab.LAYERS:
         assert title in texts
-    assert len(figure.axes[0].patches) == 2 * len(notebook.LAYERS) - 1  # boxes and arrows
+    assert len(figure.axes[0].patches) == 2 * len(notebook.lab.LAYERS) - 1  # boxes and arrows
 
 
 def test_catalogue_lists_the_ten_sensors():
-    table = notebook.catalogue()
+    table = notebook.sensors.catalogue()
     assert list(table.index) == [s.name for s in sensors.CATALOGUE]
     assert table.loc["Etot", "daily aggregate"] == "DIFF"
 
 
 def test_sensor_overview_has_a_histogram_per_interval_sensor_and_a_timeline():
-    figure = notebook.sensor_overview(READINGS)
+    figure = notebook.sensors.sensor_overview(READINGS)
     interval = [s for s in sensors.CATALOGUE if s.kind == "interval"]
     assert len(figure.axes) == len(interval) + 1
     # Each histogram counts the sensor's on-time readings: 96 a day for three days.
@@ -34,7 +34,7 @@ def test_sensor_overview_has_a_histogram_per_interval_sensor_and_a_timeline():
 
 
 def test_readings_frame_measures_how_late_each_reading_was_sent():
-    frame = notebook.readings_frame(READINGS)
+    frame = notebook.sensors.readings_frame(READINGS)
     assert len(frame) == len(READINGS)
     late = frame[frame["delay"] >= pd.Timedelta(days=2)]
     assert set(late["sensor"]) == {"W1"}
@@ -42,7 +42,7 @@ def test_readings_frame_measures_how_late_each_reading_was_sent():
 
 def test_knob_panel_sliders_change_the_running_scenario():
     live = pipeline.LiveSimulation(config.load({}), sensors.Scenario())  # not started: knobs only
-    panel = notebook.knob_panel(live)
+    panel = notebook.sensors.knob_panel(live)
     sliders = {child.description: child for child in panel.children if hasattr(child, "value")}
     sliders["TH1: 1 per N ticks"].value = 4
     sliders["TH2: 1 per N ticks"].value = 0
@@ -71,22 +71,10 @@ def test_watch_redraws_in_place_until_its_time_is_up():
 
 def test_watermark_and_daily_figures_plot_what_they_are_given():
     frame = oracle.with_watermark(oracle.messages_frame(READINGS))
-    figure = notebook.watermark_figure(frame)
+    figure = notebook.stream.watermark_figure(frame)
     late_points = figure.axes[0].collections[1].get_offsets()
     assert len(late_points) == frame["late"].sum() > 0
     daily = oracle.expected(oracle.messages_frame(READINGS)).daily
-    figure = notebook.daily_figure(daily)
+    figure = notebook.stream.daily_figure(daily)
     plotted = sum(len(axes.lines) for axes in figure.axes)
-    assert plotted == sum(len(metrics) for _, metrics in notebook.DAILY_PANELS)
-
-
-def test_check_knows_the_answers_and_hints_otherwise(capsys):
-    assert notebook.check("th1_hourly", 4)
-    assert not notebook.check("th1_hourly", 2)
-    assert not notebook.check("th1_hourly", None)
-    assert notebook.check("row_key", "TH2#2024-01-02 06:30:00")
-    assert notebook.check("window_of_last_second", "2024-01-03")
-    assert notebook.check("late_at_watermark", True)
-    assert notebook.check("mov1_max_delay_minutes", 15)
-    out = capsys.readouterr().out
-    assert "✓ Right!" in out and "Hint:" in out and "Not answered yet" in out
+    assert plotted == sum(len(metrics) for _, metrics in notebook.stream.DAILY_PANELS)
