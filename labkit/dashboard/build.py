@@ -152,17 +152,23 @@ def with_threshold_lines(
 
 
 def table_panel(
-    title: str, description: str, metric: str, unit: str, height: int = PANEL_HEIGHT
+    title: str,
+    description: str,
+    metric: str,
+    units: dict[str, str],
+    height: int = PANEL_HEIGHT,
 ) -> table.Panel:
+    """A table of a late or invalid metric; ``units`` of its columns, by name."""
     panel = (
         table.Panel()
         .title(title)
         .description(description)
         .datasource(simpod.DATASOURCE)
-        .unit(unit)
         .height(height)
         .show_header(True)
     )
+    for column, unit in units.items():
+        panel.override_by_name(column, [models.DynamicConfigValue(id_val="unit", value=unit)])
     _targets(panel, [metric], TABLE)
     return panel
 
@@ -255,7 +261,7 @@ def quality_panels(events: Sequence[Sensor]) -> list[Panel]:
         f"{late.name} readings that arrived behind the watermark (iot_late): never part of "
         "an aggregate.",
         late_metric(late.name),
-        quantity(late).grafana_unit,
+        {"value": quantity(late).grafana_unit, "behind_watermark_s": "s", "delay_s": "s"},
     )
     return [*panels, invalid, late_table]
 
@@ -263,7 +269,7 @@ def quality_panels(events: Sequence[Sensor]) -> list[Panel]:
 def reasons_panel() -> Panel:
     """Why each invalid message was refused: the whole width, for the messages' text."""
     why = "Why each message was refused (iot_invalid), with its text."
-    panel = table_panel("Invalid messages: why", why, INVALID, "short", height=TABLE_HEIGHT)
+    panel = table_panel("Invalid messages: why", why, INVALID, {"chars": "short"}, TABLE_HEIGHT)
     return panel.span(GRID_COLUMNS)
 
 

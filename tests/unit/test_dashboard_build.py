@@ -84,13 +84,24 @@ def test_panels_tile_the_grid_below_their_row_without_overlapping():
         taken |= cells
 
 
+def _value_unit(panel: dict) -> str:
+    """The unit of a panel's values: its default, or a table's override of ``value``."""
+    for override in panel["fieldConfig"]["overrides"]:
+        if override["matcher"] == {"id": "byName", "options": "value"}:
+            return override["properties"][0]["value"]
+    return panel["fieldConfig"]["defaults"].get("unit", "")
+
+
 def test_units_follow_the_catalogue():
     units = {"celsius": "°C", "watth": "Wh", "m3": "m³"}
+    checked = 0
     for panel in panels(generated()):
-        unit = panel["fieldConfig"]["defaults"]["unit"]
+        unit = _value_unit(panel)
         for target in panel["targets"]:
             if unit in units:
                 assert api.CATALOGUE[target["target"]].unit == units[unit], panel["title"]
+                checked += 1
+    assert checked >= 20  # every panel of readings and daily values, and the late table
 
 
 def test_thresholds_mark_a_shared_device_limit_and_a_negative_rest():
