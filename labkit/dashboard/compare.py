@@ -121,6 +121,12 @@ class PanelComparison:
     def explanation(self) -> str:
         return EXPLANATIONS[self.cause]
 
+    @property
+    def unit(self) -> str:
+        """The unit of the differences: the values' own, or a count of events."""
+        counted = self.data.kind == "table" or any(s.metric == "invalid" for s in self.series)
+        return "short" if counted else self.data.unit_of("value")
+
     def figure(self) -> Figure:
         """The preview's panel (left) beside the notebook's plot of the same data (right)."""
         return side_by_side(self)
@@ -309,8 +315,8 @@ def comparison_table(comparisons: list[PanelComparison]) -> pd.DataFrame:
             "metric": worst.metric if worst else "",
             "drawn": sum(len(s.drawn) for s in item.series),
             "computed": sum(len(s.computed) for s in item.series),
-            "largest difference": draw.format_value(item.largest, item.data.unit_of("value")),
-            "at": worst.at if worst else None,
+            "largest difference": draw.format_value(item.largest, item.unit),
+            "at": worst.at if worst and worst.largest else None,
             "cause": str(item.cause),
         })  # fmt: skip
     return pd.DataFrame(rows)
@@ -353,7 +359,7 @@ def side_by_side(item: PanelComparison) -> Figure:
     right.grid(True, alpha=0.3)
     right.set_title(
         f"The notebook, from {item.source}: largest difference "
-        f"{draw.format_value(item.largest, item.data.unit_of('value'))} ({item.cause})",
+        f"{draw.format_value(item.largest, item.unit)} ({item.cause})",
         fontsize=10,
     )
     return figure

@@ -135,3 +135,15 @@ def test_a_sensor_added_to_the_catalogue_gets_its_panels():
     assert [p["fieldConfig"]["defaults"]["unit"] for p in co2_panels] == ["suffix: ppm"] * 2
     energy = next(p for p in panels(after) if p["title"] == "Energy per day")
     assert [t["target"] for t in energy["targets"]][-2:] == ["HVAC3_aggr", "Etot_DailyDiff"]
+
+
+def test_the_compose_grafana_loads_the_generated_dashboard_and_reaches_the_host():
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    grafana = compose["services"]["grafana"]
+    mounted = next(v for v in grafana["volumes"] if v.endswith(":/etc/grafana/provisioning:ro"))
+    folder = PROJECT_ROOT / mounted.split(":")[0]
+    assert build.PROVISIONED.parent == (folder / "dashboards").resolve()
+    providers = yaml.safe_load((folder / "dashboards" / "iotlab.yaml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/etc/grafana/provisioning/dashboards"
+    # A student's own API on the host, for the datasource (README, "Grafana").
+    assert "host.docker.internal:host-gateway" in grafana["extra_hosts"]
