@@ -180,14 +180,18 @@ def _ask(url: str, request: dict, token: str | None) -> list[dict]:
     if not request["targets"]:
         return []  # Grafana sends nothing for a panel without targets
     try:
-        answer = (
-            api.call(url, "/query", request, token) if token else api.call(url, "/query", request)
-        )
+        if token:
+            status, answer = api.request(url, "/query", request, token)
+        else:
+            status, answer = api.request(url, "/query", request)
     except OSError as error:
         raise queries.DashboardError(
             f"The API at {url} does not answer ({error}): start it with `labkit api "
             "--background`, or give the URL of yours"
         ) from None
-    except api.ApiCallError as error:
-        raise queries.DashboardError(f"The API at {url} refused a panel's query: {error}") from None
-    return list(answer)
+    if status >= 400 or not isinstance(answer, list):
+        message = answer.get("message") if isinstance(answer, dict) else answer
+        raise queries.DashboardError(
+            f"The API at {url} refused a panel's query ({status}): {message}"
+        )
+    return answer

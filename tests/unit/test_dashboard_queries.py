@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import socket
 from datetime import datetime, timedelta
 
 import pytest
 
-from labkit.dashboard import queries, sizing
+from labkit.dashboard import preview, queries, sizing
 from labkit.dashboard.queries import DashboardError, TimeRange
 
 DASHBOARD = queries.load()
@@ -119,3 +120,11 @@ def test_time_range_spans_in_milliseconds():
     assert span.span_ms == 30 * 86_400_000
     assert span.end - span.start == timedelta(days=30)
     assert queries.parse_time("2024-01-05T10:00:00+02:00") == datetime(2024, 1, 5, 8)
+
+
+def test_a_preview_without_an_api_says_how_to_start_one():
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DashboardError, match="labkit api --background"):
+        preview.collect(f"http://127.0.0.1:{port}")
