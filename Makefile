@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars up down status lab demo bench check test lint types browser clean
+.PHONY: help install jars up down status lab demo bench dashboard check test lint types browser clean
 
 help:
 	@echo "make lab     install, start Kafka + HBase, open JupyterLab on notebooks/"
@@ -16,6 +16,7 @@ help:
 	@echo "make status  show the services"
 	@echo "make demo    30 simulated days through Kafka, Flink and HBase (labkit run)"
 	@echo "make bench   the benchmark: figures in a table and in build/bench.json"
+	@echo "make dashboard  regenerate Grafana's dashboard (grafana/provisioning) from the catalogue"
 	@echo "make lint    ruff;  make types  mypy"
 
 $(BIN)/python:
@@ -54,6 +55,10 @@ demo: up
 bench: up
 	@mkdir -p build
 	$(LABKIT) bench --json build/bench.json
+
+# The provisioned dashboard is generated (labkit/dashboard/build.py); a unit test keeps it so.
+dashboard: install
+	$(LABKIT) grafana-dashboard
 
 lint: install
 	$(BIN)/ruff check labkit tests notebooks/solutions

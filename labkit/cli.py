@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from labkit import api, bench, config, hbase, jvm, kafka, pipeline, sensors, services
+from labkit.dashboard import build, preview
 from labkit.errors import LabkitError
 
 
@@ -98,6 +100,27 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grafana_dashboard(args: argparse.Namespace) -> int:
+    path = build.write(Path(args.output)) if args.output else build.write()
+    print(f"Dashboard written to {path} (from the sensor catalogue, {build.UID}).")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    url = args.url or settings.api_url
+    drawn = preview.collect(url, start=args.start, end=args.end, token=settings.api_token or None)
+    path = drawn.save_png(args.png)
+    empty = [data.title for data in drawn.panels if not data.has_data]
+    print(
+        f"A preview drawn from the dashboard's queries (not Grafana): {len(drawn.panels)} panels, "
+        f"{drawn.span.raw_from} to {drawn.span.raw_to}, answered by {url}, written to {path}."
+    )
+    if empty:
+        print(f"Without data in this range: {', '.join(empty)}.")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     services.serve(services.by_name(args.service), config.settings())
     return 0  # not reached: serve() replaces this process
@@ -183,6 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--days", type=float, default=365, help="simulated days (default 365)")
     measure.add_argument("--tiny", action="store_true", help="a few seconds' run, to try it out")
     measure.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    board = add(
+        "grafana-dashboard",
+        _grafana_dashboard,
+        "write Grafana's provisioned dashboard, generated from the sensor catalogue",
+    )
+    board.add_argument("--output", metavar="FILE", help="another file than the provisioned one")
+    shown = add(
+        "dashboard",
+        _dashboard,
+        "draw the Grafana dashboard's panels from its own queries to the API, as a PNG",
+    )
+    shown.add_argument("--png", metavar="FILE", required=True, help="the picture to write")
+    shown.add_argument("--from", dest="start", metavar="TIME", help="range start (ISO 8601)")
+    shown.add_argument("--to", dest="end", metavar="TIME", help="range end (ISO 8601)")
+    shown.add_argument("--url", help="the API to ask (default: the lab's, LABKIT_API_PORT)")
     serve = add("serve", _serve, "run one service in the foreground (used in containers)")
     serve.add_argument("service", help=f"one of: {services.names()}")
     probe = add("probe", _probe, "exit 0 when a service answers through its client")
