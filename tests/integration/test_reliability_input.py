@@ -3,7 +3,7 @@
 A corpus of junk, of every kind the job's validation names, is mixed into simulated traffic in
 one ordered stream, run through the real bounded pipeline (Kafka, the Flink job, the HBase
 writers) and compared with the oracle over the valid messages alone. Each junk message's
-expected reason follows from the order of the checks in ``labkit.flink`` (``input_checked``);
+expected reason follows from the order of the checks in ``labkit.flink.validation``;
 junk whose time the source trusts moves the watermark, which the oracle follows through
 ``oracle.trusted_time``, itself compared here with the real Flink source on tricky examples.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from labkit import flink, hbase, kafka, oracle, sandbox, sensors
+from labkit.flink import Reason
 
 from .tables import table_rows
 
@@ -58,8 +58,7 @@ def _latin1(at: datetime) -> bytes:
 
 def _outside(sensor: sensors.Sensor) -> list[tuple[float, str]]:
     """Values just outside a sensor's physical range, with the reason the job gives them."""
-    shown = f"{sensor.valid_min:g}..{sensor.valid_max:g}".replace("inf", "∞")
-    reason = f"m_value outside the range of {sensor.name} ({shown})"
+    reason = flink.range_reason(sensor)
     values = []
     if math.isfinite(sensor.valid_min):
         values.append(sensor.valid_min - 0.5)
@@ -80,10 +79,10 @@ class Junk:
         return oracle.Sent(self.body(sent_at), sent_at)
 
 
-NOT_JSON = "not a JSON object"
-NOT_TIME = "m_timestamp is not a valid YYYY-MM-DD HH:MM:SS time"
-NAN = "NaN or Infinity, which JSON does not allow"
-UNKNOWN = "unknown sensor"
+NOT_JSON = Reason.NOT_JSON_OBJECT
+NOT_TIME = Reason.TIMESTAMP_MALFORMED
+NAN = Reason.NAN_OR_INFINITY
+UNKNOWN = Reason.UNKNOWN_SENSOR
 
 
 def corpus() -> list[Junk]:
@@ -92,26 +91,24 @@ def corpus() -> list[Junk]:
     nan_value = "NaN", "Infinity", "-Infinity"
     junk = [
         # Empty, oversized, not UTF-8: checked first, whatever the rest.
-        Junk("empty", "empty message", lambda at: b""),
-        Junk("spaces", "empty message", lambda at: b"     "),
-        Junk("tombstone (null value)", "empty message", lambda at: None),
+        Junk("empty", Reason.EMPTY, lambda at: b""),
+        Junk("spaces", Reason.EMPTY, lambda at: b"     "),
+        Junk("tombstone (null value)", Reason.EMPTY, lambda at: None),
         Junk(
             "oversized reading",
-            f"message longer than {MAX_CHARS} characters",
+            Reason.TOO_LONG,
             lambda at: _reading(at, note="x" * 5000),
         ),
         Junk(
             "100 kB of text",
-            f"message longer than {MAX_CHARS} characters",
+            Reason.TOO_LONG,
             lambda at: b"a" * 100_000,
         ),
-        Junk("Latin-1 text", "not valid UTF-8", lambda at: _latin1(at)),
-        Junk(
-            "a stray 0xFF", "not valid UTF-8", lambda at: _reading(at).replace(b"TH1", b"TH\xff1")
-        ),
-        Junk("cut UTF-8 sequence", "not valid UTF-8", lambda at: b'{"m_name": "\xe2\x82"}'),
-        Junk("UTF-16 surrogate", "not valid UTF-8", lambda at: b'{"m_name": "\xed\xa0\x80"}'),
-        Junk("binary", "not valid UTF-8", lambda at: bytes(range(256))),
+        Junk("Latin-1 text", Reason.NOT_UTF8, lambda at: _latin1(at)),
+        Junk("a stray 0xFF", Reason.NOT_UTF8, lambda at: _reading(at).replace(b"TH1", b"TH\xff1")),
+        Junk("cut UTF-8 sequence", Reason.NOT_UTF8, lambda at: b'{"m_name": "\xe2\x82"}'),
+        Junk("UTF-16 surrogate", Reason.NOT_UTF8, lambda at: b'{"m_name": "\xed\xa0\x80"}'),
+        Junk("binary", Reason.NOT_UTF8, lambda at: bytes(range(256))),
         # NaN and Infinity make the message invalid JSON: named before "not a JSON object".
         *(
             Junk(
@@ -130,42 +127,42 @@ def corpus() -> list[Junk]:
         # TRIM removes spaces only: other white space is not empty, and not JSON either.
         Junk("tabs and newlines", NOT_JSON, lambda at: b" \t\n\r "),
         # Missing and mistyped fields, in the order of the checks.
-        Junk("empty object", "missing m_name", lambda at: b"{}"),
-        Junk("missing m_name", "missing m_name", lambda at: _reading(at, m_name=...)),
+        Junk("empty object", Reason.MISSING_NAME, lambda at: b"{}"),
+        Junk("missing m_name", Reason.MISSING_NAME, lambda at: _reading(at, m_name=...)),
         # JSON_QUERY reads a JSON null as no value at all.
-        Junk("null m_name", "missing m_name", lambda at: _reading(at, m_name=None)),
+        Junk("null m_name", Reason.MISSING_NAME, lambda at: _reading(at, m_name=None)),
         Junk(
             "nested reading",
-            "missing m_name",
+            Reason.MISSING_NAME,
             lambda at: _message(reading=json.loads(_reading(at))),
         ),
-        Junk("missing m_value", "missing m_value", lambda at: _reading(at, m_value=...)),
+        Junk("missing m_value", Reason.MISSING_VALUE, lambda at: _reading(at, m_value=...)),
         Junk(
-            "missing m_timestamp", "missing m_timestamp", lambda at: _reading(at, m_timestamp=...)
+            "missing m_timestamp",
+            Reason.MISSING_TIMESTAMP,
+            lambda at: _reading(at, m_timestamp=...),
         ),
-        Junk("m_name a number", "m_name is not a string", lambda at: _reading(at, m_name=7)),
+        Junk("m_name a number", Reason.NAME_NOT_STRING, lambda at: _reading(at, m_name=7)),
         Junk("unknown sensor", UNKNOWN, lambda at: _reading(at, m_name="TH9")),
         Junk("name in lower case", UNKNOWN, lambda at: _reading(at, m_name="th1")),
         Junk("SQL in the name", UNKNOWN, lambda at: _reading(at, m_name="TH1' OR '1'='1")),
         Junk("long name", UNKNOWN, lambda at: _reading(at, m_name="TH1" * 200)),
-        Junk(
-            "m_value a string", "m_value is not a number", lambda at: _reading(at, m_value="21.5")
-        ),
-        Junk("m_value a boolean", "m_value is not a number", lambda at: _reading(at, m_value=True)),
-        Junk("m_value an object", "m_value is not a number", lambda at: _reading(at, m_value={})),
+        Junk("m_value a string", Reason.VALUE_NOT_NUMBER, lambda at: _reading(at, m_value="21.5")),
+        Junk("m_value a boolean", Reason.VALUE_NOT_NUMBER, lambda at: _reading(at, m_value=True)),
+        Junk("m_value an object", Reason.VALUE_NOT_NUMBER, lambda at: _reading(at, m_value={})),
         Junk(
             "m_value 1.2.3",
-            "m_value is not a number",
+            Reason.VALUE_NOT_NUMBER,
             lambda at: _reading(at).replace(b"21.5", b"1.2.3"),
         ),
         Junk(
             "m_value 1e400",
-            "m_value is not a finite number",
+            Reason.VALUE_NOT_FINITE,
             lambda at: _reading(at).replace(b"21.5", b"1e400"),
         ),
         Junk(
             "m_timestamp in epoch seconds",
-            "m_timestamp is not a string",
+            Reason.TIMESTAMP_NOT_STRING,
             lambda at: _reading(at, m_timestamp=_ms(at) // 1000),
         ),
         # Unparsable times: never trusted by the source, never moving the watermark.
@@ -176,12 +173,12 @@ def corpus() -> list[Junk]:
         Junk("day 32", NOT_TIME, lambda at: _reading(at, m_timestamp=f"{at:%Y-%m}-32 00:00:00")),
         Junk(
             "far in the future",
-            "m_timestamp is later than the message was sent",
+            Reason.TIMESTAMP_AFTER_SENDING,
             lambda at: _reading(at, m_timestamp="2099-01-01 00:00:00"),
         ),
         Junk(
             "a second after it was sent",
-            "m_timestamp is later than the message was sent",
+            Reason.TIMESTAMP_AFTER_SENDING,
             lambda at: _reading(at, m_timestamp=_stamp(at + timedelta(seconds=1))),
         ),
     ]
@@ -277,12 +274,8 @@ def outcome(stack):
 def test_the_corpus_covers_every_reason_the_job_can_give():
     junk = corpus() + [junk for _, junk in MOVERS]
     assert len({j.kind for j in junk}) == len(junk) >= 12
-    # The reasons are the texts the validation CASE of the job returns.
-    checks = flink.views()["input_checked"]
-    reasons = {
-        text.replace("''", "'") for text in re.findall(r"(?:THEN|ELSE) '((?:[^']|'')+)'", checks)
-    }
-    assert {j.reason for j in junk} == reasons
+    # The reasons are the texts the job's validation can give, each rule's Reason.
+    assert {j.reason for j in junk} == set(flink.reasons())
 
 
 def test_valid_plus_invalid_is_what_was_produced(outcome):
@@ -410,9 +403,9 @@ def _json_first(stamp: str, value: str = "20.5") -> bytes:
 # Fields given as one-element arrays: they must not pass for the string "TH1" or the number 20.5.
 ARRAYS = {
     b'{"m_name": ["TH1"], "m_value": 20.5, "m_timestamp": "2024-03-05 11:00:00"}':
-        "m_name is not a string",
+        Reason.NAME_NOT_STRING,
     b'{"m_name": "TH1", "m_value": [20.5], "m_timestamp": "2024-03-05 11:00:00"}':
-        "m_value is not a number",
+        Reason.VALUE_NOT_NUMBER,
 }  # fmt: skip
 
 
@@ -525,7 +518,7 @@ def test_the_raw_writer_stores_every_reading_the_job_accepts(classified):
         # What the raw writer gets: the message, unchanged, from output_raw.
         record = kafka.Record("output_raw", 0, offset, _ms(sent_at), name.encode(), body)
         try:
-            row = hbase.raw_row(record)
+            row = hbase.ROW_MAKERS[hbase.TableKind.RAW](record)
         except (ValueError, TypeError, KeyError) as error:
             pytest.fail(f"the raw writer dies on {body!r}: {error!r}")
         assert row == (f"{name}#{stamp}".encode(), {b"d:value": repr(value).encode()}), body
