@@ -286,6 +286,14 @@ def key_range(
     return row_start.encode(), row_stop.encode()
 
 
+def rollup_range(
+    sensor: str, resolution: str, first: datetime, last: datetime
+) -> tuple[bytes, bytes]:
+    """The range scan over a sensor's roll-ups of one resolution whose periods start from
+    ``first`` to ``last`` (both included)."""
+    return key_range((sensor, resolution), first, last + timedelta(seconds=1))
+
+
 def _resolution(kind: TableKind) -> timedelta:
     """How fine the times of a table's keys are: whole days (daily) or whole seconds."""
     return timedelta(days=1) if kind is TableKind.DAILY else timedelta(seconds=1)

@@ -32,6 +32,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from labkit import api, config, hbase, notebook, sandbox, sensors
+from labkit.api.store import metric_range
 from labkit.config import PROJECT_ROOT, Settings, SettingsError
 
 START = datetime(2024, 1, 1)
@@ -771,15 +772,15 @@ def test_unknown_metric_lists_the_valid_ones(url):
 
 def test_request_text_never_reaches_a_row_key():
     window = api.Window(datetime(2024, 1, 1, 0, 0, 0, 1000), datetime(2024, 1, 2, 12, 0, 0, 5))
-    start, stop = api.key_range(api.CATALOGUE["TH1_raw"], window)
+    start, stop = metric_range(api.CATALOGUE["TH1_raw"], window)
     # Rounded up and down to the whole seconds of the keys; the stop is excluded.
     assert (start, stop) == (b"TH1#2024-01-01 00:00:01", b"TH1#2024-01-02 12:00:01")
-    start, stop = api.key_range(api.CATALOGUE["Etot_DailyDiff"], window)
+    start, stop = metric_range(api.CATALOGUE["Etot_DailyDiff"], window)
     assert (start, stop) == (b"Etot_DailyDiff#2024-01-02", b"Etot_DailyDiff#2024-01-03")
     far = api.Window(datetime(9999, 12, 31, 23, 59, 59), datetime.max)
-    assert api.key_range(api.CATALOGUE["invalid"], far)[1] == b"input$"
+    assert metric_range(api.CATALOGUE["invalid"], far)[1] == b"input$"
     within_a_second = api.Window(datetime(2024, 1, 1, 0, 0, 0, 1), datetime(2024, 1, 1, 0, 0, 0, 9))
-    assert api.key_range(api.CATALOGUE["TH1_raw"], within_a_second) is None
+    assert metric_range(api.CATALOGUE["TH1_raw"], within_a_second) is None
     with pytest.raises(api.ApiError):
         api.resolve("TH1_raw#9999")
 
