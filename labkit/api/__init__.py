@@ -9,7 +9,8 @@ module          concern
 ==============  =========================================================================
 ``catalogue``   the metrics (``Metric``, ``CATALOGUE``), ``Format``, ``Source``; how a
                 target names metrics (``resolve``, ``matching``)
-``request``     reading request bodies: size, JSON, ``Window``, ``maxDataPoints``, targets
+``parse``       reading request bodies: size, JSON, ``Window``, ``maxDataPoints``, targets
+                (not ``request``: ``api.request`` is the client's call)
 ``store``       the Thrift connection pool and the range scans (through ``hbase.layout``)
 ``series``      downsampling: buckets, roll-up periods, means (pure arithmetic)
 ``answers``     what each selection is answered with, from the store and ``series``
@@ -29,7 +30,7 @@ from labkit.api.app import make_app
 from labkit.api.catalogue import CATALOGUE, Format, Metric, Source, matching, resolve
 from labkit.api.client import ApiCallError, call, iso, panel_request, request
 from labkit.api.errors import ApiError
-from labkit.api.request import MAX_BODY_BYTES, MAX_DATA_POINTS, MAX_METRICS_PER_QUERY, Window
+from labkit.api.parse import MAX_BODY_BYTES, MAX_DATA_POINTS, MAX_METRICS_PER_QUERY, Window
 from labkit.api.server import RunningApi, is_loopback, serve, start_in_thread
 
 __all__ = [

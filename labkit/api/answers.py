@@ -13,7 +13,7 @@ from datetime import timedelta
 from labkit.api import grafana, series
 from labkit.api.catalogue import Format, Metric, Source
 from labkit.api.grafana import Event
-from labkit.api.request import Selection, Window, to_ms
+from labkit.api.parse import Selection, Window, to_ms
 from labkit.api.series import PeriodSum, Point
 from labkit.api.store import Columns, Store
 from labkit.hbase import layout

@@ -17,11 +17,11 @@ import hmac
 import falcon
 from thriftpy2.thrift import TException
 
-from labkit.api import grafana, request
+from labkit.api import grafana, parse
 from labkit.api.answers import Answers
 from labkit.api.catalogue import CATALOGUE, Format, matching, resolve
 from labkit.api.errors import bad_request, hbase_failed, serialize_error
-from labkit.api.request import MAX_DATA_POINTS, optional_str, read_object
+from labkit.api.parse import MAX_DATA_POINTS, optional_str, read_object
 from labkit.api.store import Store
 from labkit.config import Settings, SettingsError
 from labkit.hbase import layout
@@ -56,7 +56,7 @@ class Metrics:
         body = read_object(req)
         optional_str(body, "metric", "body")
         if body.get("payload") is not None:
-            request.as_object(body["payload"], "payload")
+            parse.as_object(body["payload"], "payload")
         resp.media = grafana.metric_list()
 
 
@@ -84,7 +84,7 @@ class Variable:
         payload = body.get("payload") or {}
         if isinstance(payload, str):  # a string query, not wrapped by the plugin
             payload = {"target": payload}
-        target = optional_str(request.as_object(payload, "payload"), "target", "payload")
+        target = optional_str(parse.as_object(payload, "payload"), "target", "payload")
         resp.media = [{"__text": name, "__value": name} for name in matching(target)]
 
 
@@ -104,9 +104,9 @@ class Query:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_object(req)
-        window = request.window(body)
-        max_points = request.max_points(body)
-        selections = request.selections(body)
+        window = parse.window(body)
+        max_points = parse.max_points(body)
+        selections = parse.selections(body)
         resp.media = [self.answers.answer(s, window, max_points) for s in selections]
 
 
@@ -121,8 +121,8 @@ class Annotations:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_object(req)
-        window = request.window(body)
-        annotation = request.as_object(body.get("annotation"), "annotation")
+        window = parse.window(body)
+        annotation = parse.as_object(body.get("annotation"), "annotation")
         query = optional_str(annotation, "query", "annotation")
         if not query:
             raise bad_request("annotation.query must name a late metric or invalid")

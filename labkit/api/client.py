@@ -9,7 +9,7 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from labkit.api.request import to_ms
+from labkit.api.parse import to_ms
 from labkit.errors import LabkitError
 
 

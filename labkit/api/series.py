@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from labkit import sensors
-from labkit.api.request import Window, from_ms
+from labkit.api.parse import Window, from_ms
 
 Point = tuple[int, float]  # (epoch ms, value)
 

@@ -17,7 +17,7 @@ from waitress.server import TcpWSGIServer
 
 from labkit.api.app import THREADS, build
 from labkit.api.catalogue import CATALOGUE
-from labkit.api.request import MAX_BODY_BYTES
+from labkit.api.parse import MAX_BODY_BYTES
 from labkit.api.store import Store
 from labkit.config import Settings, SettingsError
 

@@ -18,7 +18,7 @@ from thriftpy2.thrift import TException
 
 from labkit.api.catalogue import Metric
 from labkit.api.errors import first_line
-from labkit.api.request import Window, to_ms
+from labkit.api.parse import Window, to_ms
 from labkit.api.series import PeriodSum, Point
 from labkit.config import Settings
 from labkit.hbase import layout
