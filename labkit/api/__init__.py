@@ -26,6 +26,7 @@ with 400 and ``{"message": ...}``, bodies over 1 MiB with 413, a missing or wron
 401, an unreachable HBase with 503.
 """
 
+from labkit.api.answers import MAX_EVENTS
 from labkit.api.app import make_app
 from labkit.api.catalogue import CATALOGUE, Format, Metric, Source, matching, resolve
 from labkit.api.client import ApiCallError, call, iso, panel_request, request
@@ -34,8 +35,8 @@ from labkit.api.parse import MAX_BODY_BYTES, MAX_DATA_POINTS, MAX_METRICS_PER_QU
 from labkit.api.server import RunningApi, is_loopback, serve, start_in_thread
 
 __all__ = [
-    "CATALOGUE", "MAX_BODY_BYTES", "MAX_DATA_POINTS", "MAX_METRICS_PER_QUERY", "ApiCallError",
-    "ApiError", "Format", "Metric", "RunningApi", "Source", "Window", "call", "is_loopback",
-    "iso", "make_app", "matching", "panel_request", "request", "resolve", "serve",
-    "start_in_thread",
+    "CATALOGUE", "MAX_BODY_BYTES", "MAX_DATA_POINTS", "MAX_EVENTS", "MAX_METRICS_PER_QUERY",
+    "ApiCallError", "ApiError", "Format", "Metric", "RunningApi", "Source", "Window", "call",
+    "is_loopback", "iso", "make_app", "matching", "panel_request", "request", "resolve",
+    "serve", "start_in_thread",
 ]  # fmt: skip

@@ -13,11 +13,14 @@ from datetime import timedelta
 from labkit.api import grafana, series
 from labkit.api.catalogue import Format, Metric, Source
 from labkit.api.grafana import Event
-from labkit.api.parse import Selection, Window, to_ms
+from labkit.api.parse import Selection, Unanswerable, Window, to_ms
 from labkit.api.series import PeriodSum, Point
 from labkit.api.store import Columns, Store
 from labkit.hbase import layout
 from labkit.hbase.layout import Column, TableKind
+
+# The most events (late readings, invalid messages) one table or annotation target lists.
+MAX_EVENTS = 5_000
 
 
 def _time_ms(raw: bytes | None) -> int | None:
@@ -76,21 +79,21 @@ class Answers:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def events(self, metric: Metric, window: Window, limit: int) -> list[Event]:
-        rows = self.store.rows(metric, window, limit=limit)
+    def events(self, metric: Metric, window: Window) -> tuple[list[Event], bool]:
+        """The newest MAX_EVENTS events of the window, in time order; and whether older ones
+        were left out."""
+        rows, cut = self.store.newest(metric, window, MAX_EVENTS)
         if metric.kind is TableKind.LATE:
-            return [_late_event(metric, ms, data) for ms, data in rows]
-        return [_invalid_event(ms, data) for ms, data in rows]
+            return [_late_event(metric, ms, data) for ms, data in rows], cut
+        return [_invalid_event(ms, data) for ms, data in rows], cut
 
-    def answer(self, selection: Selection, window: Window, max_points: int) -> dict:
+    def answer(self, selection: Selection | Unanswerable, window: Window, max_points: int) -> dict:
+        if isinstance(selection, Unanswerable):
+            empty = grafana.series(selection.target, selection.ref_id, [])
+            return grafana.with_notice(empty, grafana.Severity.WARNING, selection.notice)
         metric, ref_id = selection.metric, selection.ref_id
-        if selection.format is Format.ANNOTATIONS:
-            events = self.events(metric, window, max_points)
-            return grafana.annotation_table(metric.name, ref_id, events)
-        if selection.format is Format.TABLE and metric.has_events:
-            rows = self.store.rows(metric, window, limit=max_points)
-            tabulate = _late_table if metric.kind is TableKind.LATE else _invalid_table
-            return tabulate(metric.name, ref_id, rows)
+        if metric.has_events and selection.format is not Format.TIMESERIES:
+            return self._event_table(selection, window)
         if metric.kind is TableKind.INVALID:
             times = [ms for ms, _ in self.store.rows(metric, window, columns=[Column.REASON])]
             points = series.count_per_bucket(times, window.start_ms, window.end_ms, max_points)
@@ -99,6 +102,27 @@ class Answers:
         if selection.format is Format.TABLE:
             return grafana.series_table(metric.name, ref_id, points)
         return grafana.series(metric.name, ref_id, points)
+
+    def _event_table(self, selection: Selection, window: Window) -> dict:
+        """A late or invalid metric's events, one row each, as a table or as annotations:
+        every event of the window up to MAX_EVENTS (maxDataPoints counts points on a graph,
+        not rows), the newest when there are more, and then a notice that says so."""
+        metric, ref_id = selection.metric, selection.ref_id
+        if selection.format is Format.ANNOTATIONS:
+            events, cut = self.events(metric, window)
+            answer = grafana.annotation_table(metric.name, ref_id, events)
+        else:
+            rows, cut = self.store.newest(metric, window, MAX_EVENTS)
+            tabulate = _late_table if metric.kind is TableKind.LATE else _invalid_table
+            answer = tabulate(metric.name, ref_id, rows)
+        if not cut:
+            return answer
+        what = "late readings" if metric.kind is TableKind.LATE else "invalid messages"
+        return grafana.with_notice(
+            answer, grafana.Severity.WARNING,
+            f"Showing the newest {MAX_EVENTS:,} {what} of the time range; older ones are left "
+            "out: narrow the time range to see them.",
+        )  # fmt: skip
 
     def series(
         self, metric: Metric, window: Window, max_points: int, source: Source = Source.AUTO

@@ -19,9 +19,9 @@ from thriftpy2.thrift import TException
 
 from labkit.api import grafana, parse
 from labkit.api.answers import Answers
-from labkit.api.catalogue import CATALOGUE, Format, matching, resolve
+from labkit.api.catalogue import CATALOGUE, Format, is_pattern, matching, names_a_variable, resolve
 from labkit.api.errors import bad_request, hbase_failed, serialize_error
-from labkit.api.parse import MAX_DATA_POINTS, optional_str, read_object
+from labkit.api.parse import optional_str, read_object
 from labkit.api.store import Store
 from labkit.config import Settings, SettingsError
 from labkit.hbase import layout
@@ -61,16 +61,24 @@ class Metrics:
 
 
 class PayloadOptions:
-    """``POST /metric-payload-options``: the choices of one payload field of a metric."""
+    """``POST /metric-payload-options``: the choices of one payload field of a metric.
+
+    The plugin's builder sends the metric as the user typed it, a variable uninterpolated
+    (``$metric``): then every choice is offered; for a variable's "All" (``*``), the choices
+    every metric it names has.
+    """
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_object(req)
         name = optional_str(body, "name", "body")
         metric_name = optional_str(body, "metric", "body")
-        metric = resolve(metric_name)[0] if metric_name else None
+        known = bool(metric_name) and not names_a_variable(metric_name or "")
+        metrics = resolve(metric_name or "") if known else []
         if name == "format":
-            resp.media = grafana.format_options(metric.formats if metric else Format)
-        elif name == "source" and (metric is None or metric.kind is TableKind.RAW):
+            resp.media = grafana.format_options(
+                f for f in Format if all(f in metric.formats for metric in metrics)
+            )
+        elif name == "source" and all(metric.kind is TableKind.RAW for metric in metrics):
             resp.media = grafana.SOURCE_PAYLOAD["options"]
         else:
             resp.media = []
@@ -127,14 +135,17 @@ class Annotations:
         if not query:
             raise bad_request("annotation.query must name a late metric or invalid")
         metrics = resolve(query)
+        if is_pattern(query):  # a variable's "All": the metrics that have annotations
+            metrics = [metric for metric in metrics if metric.has_events]
         for metric in metrics:
             if not metric.has_events:
                 raise bad_request(f"{metric.name} has no annotations: use a late metric or invalid")
+        # A list has no place for a notice: over MAX_EVENTS, the newest events, silently.
         resp.media = [
             event
             for metric in metrics
             for event in grafana.simplejson_annotations(
-                annotation, self.answers.events(metric, window, MAX_DATA_POINTS)
+                annotation, self.answers.events(metric, window)[0]
             )
         ]
 

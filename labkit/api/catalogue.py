@@ -13,11 +13,17 @@ metric                      table       what
 ==========================  ==========  ==========================================================
 
 A target names one metric, or several the way Grafana interpolates a multi-value variable:
-``(TH1_raw|TH2_raw)`` (regex) or ``{TH1_raw,TH2_raw}`` (glob).
+``(TH1_raw|TH2_raw)`` (regex), ``{TH1_raw,TH2_raw}`` (glob), also inside a name
+(``(TH1|TH2)_raw``). A ``*`` or ``.*`` (a variable's "All" value) matches any part of a name:
+``.*`` is every metric, ``.*_late`` every late metric. A name given outright must exist; a
+wildcard may match none. Nothing else of a regex or glob is understood, so no target can cost
+more than matching a few dozen names.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import itertools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -126,27 +132,70 @@ def unknown_metric(name: str) -> ApiError:
     )
 
 
-_NAME = r"[A-Za-z0-9_]+"
-# A multi-value variable, as Grafana interpolates it: regex "(a|b)" or glob "{a,b}".
-_MULTI = re.compile(rf"^(?:\(({_NAME}(?:\|{_NAME})*)\)|\{{({_NAME}(?:,{_NAME})*)\}})$")
+# A target's parts: a group of alternatives "(a|b)" or "{a,b}", a wildcard, a run of name
+# characters. Nothing else (no regex, no key separator) can be part of a name.
+_PART = re.compile(r"\(([A-Za-z0-9_|]*)\)|\{([A-Za-z0-9_,]*)\}|(\.?\*)|([A-Za-z0-9_]+)")
+# Bounds the names one target can spell out, e.g. "(a|b|c)_(d|e|f)" spells out nine.
+MAX_SPELLED_OUT = 1_000
+# A dashboard variable left as text: $name, ${name}, ${name:format}, [[name]].
+_VARIABLE = re.compile(r"\$\w|\$\{|\[\[\w")
+
+
+def names_a_variable(text: str) -> bool:
+    """True when the target still holds a dashboard variable Grafana did not replace."""
+    return _VARIABLE.search(text) is not None
+
+
+def is_pattern(text: str) -> bool:
+    """True when the target has a wildcard: it names whichever metrics match."""
+    return "*" in text
+
+
+def _spelled_out(text: str) -> list[str]:
+    """The names (with ``*`` wildcards) a target spells out: every choice of each group."""
+    choices: list[list[str]] = []
+    position = 0
+    while position < len(text):
+        part = _PART.match(text, position)
+        if part is None:
+            raise unknown_metric(text)
+        regex_group, glob_group, wildcard, name = part.groups()
+        if wildcard is not None:
+            choices.append(["*"])
+        elif name is not None:
+            choices.append([name])
+        else:
+            group = regex_group.split("|") if regex_group is not None else glob_group.split(",")
+            choices.append(group)
+        position = part.end()
+    count = 1
+    for group in choices:
+        count *= len(group)
+        if count > MAX_SPELLED_OUT:
+            raise bad_request(f"The target names more than {MAX_SPELLED_OUT} metrics")
+    return ["".join(parts) for parts in itertools.product(*choices)]
 
 
 def resolve(text: str) -> list[Metric]:
-    """The metrics a target names: one name, or several as ``(a|b)`` or ``{a,b}``."""
+    """The metrics a target names (see the module doc), in catalogue order for wildcards."""
     text = text.strip()
-    multi = _MULTI.match(text)
-    names = (multi.group(1) or "").split("|") + (multi.group(2) or "").split(",") if multi else []
-    metrics = []
-    for name in [name for name in names if name] or [text]:
-        if name not in CATALOGUE:
-            raise unknown_metric(name)
-        metrics.append(CATALOGUE[name])
-    return metrics
+    if text in CATALOGUE:
+        return [CATALOGUE[text]]
+    found: dict[str, Metric] = {}
+    for name in _spelled_out(text):
+        if "*" in name:
+            pattern = re.sub(r"\*+", "*", name)
+            found.update((n, m) for n, m in CATALOGUE.items() if fnmatch.fnmatchcase(n, pattern))
+        elif name in CATALOGUE:
+            found[name] = CATALOGUE[name]
+        else:
+            raise unknown_metric(name or text)
+    return list(found.values())
 
 
 def matching(text: str | None) -> list[str]:
-    """Metric names containing ``text`` (any case); all of them for no text or ``*``."""
+    """Metric names containing ``text`` (any case); all of them for no text, ``*`` or ``.*``."""
     text = (text or "").strip().lower()
-    if text in ("", "*"):
+    if text in ("", "*", ".*"):
         return metric_names()
     return [name for name in CATALOGUE if text in name.lower()]

@@ -2,16 +2,18 @@
 
 A time series is ``{"target", "refId", "datapoints": [[value, ms], ...]}``; a table
 ``{"type": "table", "refId", "name", "columns": [{"text", "type"}], "rows"}``; the simPod
-plugin turns either into a data frame (Grafana's ``toDataFrame``). Annotations through
-``/query`` are a table with the columns Grafana maps to an annotation's fields (``time``,
-``timeEnd``, ``title``, ``text``, ``tags``); SimpleJSON's ``/annotations`` answers a list of
-events instead.
+plugin turns either into a data frame (Grafana's ``toDataFrame``), keeping its ``meta``: a
+notice there (``{"meta": {"notices": [{"severity", "text"}]}}``) is shown on the panel.
+Annotations through ``/query`` are a table with the columns Grafana maps to an annotation's
+fields (``time``, ``timeEnd``, ``title``, ``text``, ``tags``); SimpleJSON's ``/annotations``
+answers a list of events instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from labkit.api.catalogue import CATALOGUE, Format, Metric, Source
 from labkit.api.series import Point
@@ -38,6 +40,19 @@ class Event:
     title: str
     text: str
     tags: list[str]
+
+
+class Severity(StrEnum):
+    """How Grafana marks a notice on the panel."""
+
+    INFO = "info"
+    WARNING = "warning"
+
+
+def with_notice(answer: dict, severity: Severity, text: str) -> dict:
+    """The answer with a notice Grafana shows on its panel (the data frame's
+    ``meta.notices``, which the plugin's ``toDataFrame`` keeps for series and tables)."""
+    return {**answer, "meta": {"notices": [{"severity": severity, "text": text}]}}
 
 
 def series(name: str, ref_id: str | None, points: Iterable[Point]) -> dict:

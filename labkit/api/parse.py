@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import falcon
 
-from labkit.api.catalogue import Format, Metric, Source, resolve
+from labkit.api.catalogue import Format, Metric, Source, is_pattern, names_a_variable, resolve
 from labkit.api.errors import ApiError, bad_request
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -31,6 +31,8 @@ MAX_METRICS_PER_QUERY = 50
 # A target's "type" (SimpleJSON; simPod <= 0.2), also accepted as a payload's format.
 _TARGET_TYPES = {"timeserie": Format.TIMESERIES, "timeseries": Format.TIMESERIES,
                  "table": Format.TABLE}  # fmt: skip
+# The refId Grafana gives the one target of a dashboard's annotation query.
+ANNOTATION_REF_ID = "Anno"
 # Placeholder SimpleJSON sends for a target whose metric was never chosen.
 PLACEHOLDER = "select metric"
 
@@ -172,14 +174,28 @@ def _source(target: dict) -> Source:
     return _choice(Source, _payload(target).get("source", Source.AUTO), "payload.source")
 
 
-def _format(target: dict) -> Format:
+def _format(target: dict) -> Format | None:
+    """The format the target asks for; None when it names none."""
     legacy = target.get("type")  # SimpleJSON: timeserie|table; simPod <= 0.2: timeseries|table
     if legacy is not None and (not isinstance(legacy, str) or legacy not in _TARGET_TYPES):
         raise bad_request("target.type must be 'timeserie' or 'table'")
-    chosen = _payload(target).get("format", legacy or Format.TIMESERIES)
+    chosen = _payload(target).get("format", legacy)
+    if chosen is None:
+        return None
     if isinstance(chosen, str) and chosen in _TARGET_TYPES:
         return _TARGET_TYPES[chosen]
     return _choice(Format, chosen, "payload.format")
+
+
+def is_annotation_query(body: dict, target: dict) -> bool:
+    """True for a dashboard's annotation query: Grafana sends it through /query as one target
+    with refId "Anno", in a request whose requestId is "AQ<n>"."""
+    request_id = body.get("requestId")
+    return (
+        target.get("refId") == ANNOTATION_REF_ID
+        and isinstance(request_id, str)
+        and request_id.startswith("AQ")
+    )
 
 
 @dataclass(frozen=True)
@@ -192,12 +208,43 @@ class Selection:
     source: Source = Source.AUTO
 
 
-def selections(body: dict) -> list[Selection]:
-    """The metrics the body's targets ask for, hidden and unchosen targets left out."""
+@dataclass(frozen=True)
+class Unanswerable:
+    """A target no metric can answer without failing the panel: answered with no data and a
+    notice Grafana shows on the panel."""
+
+    target: str
+    ref_id: str | None
+    notice: str
+
+
+def _unanswerable(name: str, ref_id: str | None) -> Unanswerable | None:
+    if names_a_variable(name):
+        return Unanswerable(name, ref_id, f"The target {name[:100]!r} holds a dashboard "
+                            "variable Grafana did not replace: define the variable in the "
+                            "dashboard's settings, or pick a metric")  # fmt: skip
+    return None
+
+
+def _metric_format(metric: Metric, chosen: Format | None, annotating: bool) -> Format:
+    if chosen is not None:
+        return chosen
+    # An annotation query asks for annotations even without a payload saying so.
+    return Format.ANNOTATIONS if annotating and metric.has_events else Format.TIMESERIES
+
+
+def selections(body: dict) -> list[Selection | Unanswerable]:
+    """What the body's targets ask for, hidden and unchosen targets left out.
+
+    A target that names metrics outright must name existing ones, in a format they have (400
+    otherwise). A wildcard (a variable's "All" value) takes every metric that matches and has
+    the format asked for. A variable left as text, or a wildcard that matches no metric, is
+    ``Unanswerable``: the panel shows a notice, its other targets are answered.
+    """
     targets = body.get("targets")
     if not isinstance(targets, list):
         raise bad_request("targets must be a list")
-    chosen = []
+    chosen: list[Selection | Unanswerable] = []
     for target in targets:
         target = as_object(target, "each target")
         name = optional_str(target, "target", "target")
@@ -205,12 +252,25 @@ def selections(body: dict) -> list[Selection]:
             continue
         ref_id = optional_str(target, "refId", "target")
         wanted, source = _format(target), _source(target)
-        for metric in resolve(name):
-            if wanted not in metric.formats:
+        skipped = _unanswerable(name, ref_id)
+        if skipped is not None:
+            chosen.append(skipped)
+            continue
+        annotating = is_annotation_query(body, target)
+        metrics = resolve(name)
+        if is_pattern(name):
+            metrics = [m for m in metrics if wanted is None or wanted in m.formats]
+            if not metrics:
+                what = f" with the format {wanted}" if wanted else ""
+                chosen.append(Unanswerable(name, ref_id, f"No metric{what} matches "
+                                           f"{name.strip()[:100]!r}"))  # fmt: skip
+        for metric in metrics:
+            shown = _metric_format(metric, wanted, annotating)
+            if shown not in metric.formats:
                 raise bad_request(
-                    f"{metric.name} has no {wanted}: only late and invalid metrics have them"
+                    f"{metric.name} has no {shown}: only late and invalid metrics have them"
                 )
-            chosen.append(Selection(metric, wanted, ref_id, source))
-    if len(chosen) > MAX_METRICS_PER_QUERY:
+            chosen.append(Selection(metric, shown, ref_id, source))
+    if sum(isinstance(item, Selection) for item in chosen) > MAX_METRICS_PER_QUERY:
         raise bad_request(f"A query may ask for at most {MAX_METRICS_PER_QUERY} metrics")
     return chosen

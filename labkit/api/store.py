@@ -84,23 +84,36 @@ class Store:
                     return []  # before the pipeline's first run: no data yet
                 raise
 
+    def _timed(self, kind: TableKind, scanned: list) -> list[tuple[int, Columns]]:
+        rows = []
+        for key, data in scanned:
+            moment = layout.key_time(kind, key)
+            if moment is not None:
+                rows.append((to_ms(moment), data))
+        return rows
+
     def rows(
-        self,
-        metric: Metric,
-        window: Window,
-        columns: list[bytes] | None = None,
-        limit: int | None = None,
+        self, metric: Metric, window: Window, columns: list[bytes] | None = None
     ) -> list[tuple[int, Columns]]:
         """(epoch ms, columns) of the metric's rows in the window, in time order."""
         bounds = metric_range(metric, window)
         if bounds is None:
             return []
-        rows = []
-        for key, data in self._scan(metric.kind, bounds, columns=columns, limit=limit):
-            moment = layout.key_time(metric.kind, key)
-            if moment is not None:
-                rows.append((to_ms(moment), data))
-        return rows
+        return self._timed(metric.kind, self._scan(metric.kind, bounds, columns=columns))
+
+    def newest(
+        self, metric: Metric, window: Window, limit: int
+    ) -> tuple[list[tuple[int, Columns]], bool]:
+        """The newest ``limit`` rows of the metric in the window, in time order (one reversed
+        range scan), and whether older ones were left out."""
+        bounds = metric_range(metric, window)
+        if bounds is None:
+            return [], False
+        scanned = self._scan(
+            metric.kind, layout.reversed_range(bounds), reverse=True, limit=limit + 1
+        )
+        rows = self._timed(metric.kind, scanned)
+        return rows[:limit][::-1], len(rows) > limit
 
     def points(self, metric: Metric, window: Window) -> list[Point]:
         """(epoch ms, value) of the metric's readings in the window, in time order."""

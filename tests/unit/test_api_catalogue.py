@@ -9,7 +9,7 @@ import pytest
 
 from labkit import api
 from labkit.api import grafana
-from labkit.api.catalogue import Format, matching, resolve
+from labkit.api.catalogue import Format, matching, names_a_variable, resolve
 from labkit.api.store import metric_range
 from labkit.hbase.layout import TableKind
 
@@ -75,3 +75,28 @@ def test_request_text_never_reaches_a_row_key():
     assert metric_range(api.CATALOGUE["TH1_raw"], within_a_second) is None
     with pytest.raises(api.ApiError):
         api.resolve("TH1_raw#9999")
+
+
+def test_a_variables_all_value_matches_names_and_a_group_spells_them_out():
+    names = expected_names()
+    assert [m.name for m in resolve(".*")] == [m.name for m in resolve("*")] == names
+    assert [m.name for m in resolve(".*_late")] == [n for n in names if n.endswith("_late")]
+    assert [m.name for m in resolve("TH*")] == [n for n in names if n.startswith("TH")]
+    assert [m.name for m in resolve("*Day*")] == [n for n in names if "Day" in n]
+    assert resolve(".*_nothing") == []
+    for text in ("(TH1|W1)_raw", "{TH1,W1}_raw", "(TH1_raw|W1_raw|TH1_raw)"):
+        assert [m.name for m in resolve(text)] == ["TH1_raw", "W1_raw"]
+    # Spelled out outright, every name must exist; nothing else of a regex is understood.
+    for text in ("(TH1|TH9)_raw", "TH1_raw|W1_raw", "TH.*_raw[0-9]", "TH1_r.w", "(a*)*b"):
+        with pytest.raises(api.ApiError):
+            resolve(text)
+    with pytest.raises(api.ApiError) as raised:
+        resolve("(a|b|c|d)" * 5)
+    assert "more than" in raised.value.description
+
+
+def test_a_variable_left_as_text_is_recognised():
+    for text in ("$sensor", "${sensor}_raw", "${sensor:regex}", "[[sensor]]_raw", "TH1_$x"):
+        assert names_a_variable(text), text
+    for text in ("TH1_raw", ".*", "$", "price in $ 5", "[[", "(TH1_raw|W1_raw)"):
+        assert not names_a_variable(text), text

@@ -8,7 +8,7 @@ import pytest
 
 from labkit.api import CATALOGUE, MAX_DATA_POINTS, MAX_METRICS_PER_QUERY, ApiError, parse
 from labkit.api.catalogue import Format, Source
-from labkit.api.parse import Selection, Window
+from labkit.api.parse import Selection, Unanswerable, Window
 
 from ..api_reference import simplejson_query, simpod_query, simpod_target
 
@@ -118,3 +118,47 @@ def test_a_query_asks_for_a_bounded_number_of_metrics():
     said = _refused(parse.selections, {"targets": [*enough, {"target": "TH1_raw"}]})
     assert str(MAX_METRICS_PER_QUERY) in said
     assert "list" in _refused(parse.selections, {"targets": "TH1_raw"})
+
+
+def test_an_annotation_query_asks_for_annotations_without_a_payload():
+    def chosen(target: dict, request_id: str = "AQ101") -> list:
+        body = {**simpod_query([target], START, END, 1920), "requestId": request_id}
+        return [(s.metric.name, s.format) for s in parse.selections(body)]
+
+    anno = {"refId": "Anno", "target": "(W1_late|invalid|TH1_raw)", "payload": {}}
+    assert chosen(anno) == [
+        ("W1_late", Format.ANNOTATIONS),
+        ("invalid", Format.ANNOTATIONS),
+        ("TH1_raw", Format.TIMESERIES),  # no events: a series, as before
+    ]
+    assert chosen({**anno, "payload": {"format": "table"}, "target": "W1_late"}) == [
+        ("W1_late", Format.TABLE)
+    ]
+    # Not an annotation query: a panel's request, or another refId.
+    assert chosen(anno, request_id="Q100")[0] == ("W1_late", Format.TIMESERIES)
+    assert chosen({**anno, "refId": "A"})[0] == ("W1_late", Format.TIMESERIES)
+
+
+def test_variables_left_as_text_and_wildcards_matching_nothing_are_unanswerable():
+    targets = [
+        simpod_target("$sensor_raw", "A"),
+        simpod_target(".*_late", "B", {"format": "annotations"}),
+        simpod_target(".*_raw", "C", {"format": "annotations"}),
+        simpod_target("TH1_raw", "D"),
+    ]
+    chosen = parse.selections(simpod_query(targets, START, END, 100))
+    skipped = [item for item in chosen if isinstance(item, Unanswerable)]
+    assert [(item.target, item.ref_id) for item in skipped] == [
+        ("$sensor_raw", "A"),
+        (".*_raw", "C"),
+    ]
+    assert "variable" in skipped[0].notice and "annotations" in skipped[1].notice
+    selected = [item for item in chosen if isinstance(item, Selection)]
+    late = [name for name in CATALOGUE if name.endswith("_late")]
+    assert [(s.metric.name, s.ref_id) for s in selected] == [
+        *((name, "B") for name in late),
+        ("TH1_raw", "D"),
+    ]
+    # Only selections count against the cap: a query of skipped targets is not refused.
+    many = [simpod_target("$x")] * (MAX_METRICS_PER_QUERY + 5)
+    assert len(parse.selections({"targets": many})) == MAX_METRICS_PER_QUERY + 5

@@ -103,3 +103,21 @@ def test_every_dashboard_target_is_a_metric_the_api_serves(url):
         assert status == 200 and len(answer) == len(group)
         tables = kind in ("table", "annotations")
         assert all(("rows" in item) == tables for item in answer), kind
+
+
+def test_payload_options_of_a_variable_metric_are_every_choice(url):
+    def options(metric: str, name: str) -> list[str]:
+        body = {"metric": metric, "payload": {}, "name": name}
+        status, answer = send(url, "/metric-payload-options", body)
+        assert status == 200, answer
+        return [option["value"] for option in answer]
+
+    # The plugin sends a builder-mode metric uninterpolated: "$metric".
+    for metric in ("$metric", "${metric}", "[[metric]]"):
+        assert options(metric, "format") == ["timeseries", "table", "annotations"]
+        assert options(metric, "source") == ["auto", "raw"]
+    # A variable's "All": what every metric it names has.
+    assert options("*", "format") == ["timeseries", "table"]
+    assert options("*", "source") == []
+    assert options(".*_late", "format") == ["timeseries", "table", "annotations"]
+    assert options(".*_raw", "source") == ["auto", "raw"]

@@ -13,6 +13,7 @@ from ...api_reference import (
     EPOCH_START,
     MS,
     bucket_averages,
+    expected_names,
     in_window,
     ms,
     rollup_cut,
@@ -204,3 +205,57 @@ def test_max_data_points_is_capped(stack):
     points = answer[0]["datapoints"]
     assert status == 200 and 0 < len(points) <= api.MAX_DATA_POINTS
     assert all(value == 1.0 for value, _ in points)
+
+
+# --------------------------------------------------------------------------------------
+# Dashboard variables: "All" values and variables Grafana left as text
+# --------------------------------------------------------------------------------------
+
+
+def test_a_variables_all_value_names_every_metric_that_matches(url, data):
+    start, end = START, START + timedelta(hours=2)
+    raw = [name for name in expected_names() if name.endswith("_raw")]
+    for all_value in (".*", "*"):
+        body = simpod_query([simpod_target(all_value)], start, end, 1000)
+        status, answer = send(url, "/query", body)
+        assert status == 200
+        assert [(item["target"], item["refId"]) for item in answer] == [
+            (name, "A") for name in expected_names()
+        ]
+        # Inside a name: "${sensor}_raw" with sensor's "All" value.
+        body = simpod_query([simpod_target(f"{all_value}_raw")], start, end, 1000)
+        status, answer = send(url, "/query", body)
+        assert status == 200 and [item["target"] for item in answer] == raw
+        assert answer[raw.index("W1_raw")]["datapoints"] == in_window(data.raw["W1"], start, end)
+    # With a format, only the metrics that have it: "All" late and invalid as annotations.
+    body = simpod_query([simpod_target(".*", "A", {"format": "annotations"})], start, end, 100)
+    status, answer = send(url, "/query", body)
+    assert status == 200
+    assert [item["name"] for item in answer] == [
+        name for name in expected_names() if name.endswith("_late") or name == "invalid"
+    ]
+    # A multi-value variable inside a name, in its regex and glob forms.
+    for target in ("(TH1|W1)_raw", "{TH1,W1}_raw"):
+        status, answer = send(url, "/query", simpod_query([simpod_target(target)], start, end, 9))
+        assert status == 200 and [item["target"] for item in answer] == ["TH1_raw", "W1_raw"]
+
+
+def test_a_variable_left_as_text_is_answered_with_a_notice_not_a_400(url, data):
+    start, end = START, START + timedelta(hours=2)
+    targets = [
+        simpod_target("$sensor_raw", "A"),
+        simpod_target("${metric}", "B", {"format": "table"}),
+        simpod_target("[[metric]]", "C"),
+        simpod_target("TH1_raw", "D"),
+        simpod_target(".*_nothing", "E"),
+    ]
+    status, answer = send(url, "/query", simpod_query(targets, start, end, 1000))
+    assert status == 200
+    assert [item["refId"] for item in answer] == ["A", "B", "C", "D", "E"]
+    for item, name in zip(answer[:3], ("$sensor_raw", "${metric}", "[[metric]]"), strict=True):
+        assert item["datapoints"] == []
+        (notice,) = item["meta"]["notices"]
+        assert notice["severity"] == "warning" and name in notice["text"]
+    assert answer[3]["datapoints"] == in_window(data.raw["TH1"], start, end)
+    (notice,) = answer[4]["meta"]["notices"]
+    assert answer[4]["datapoints"] == [] and ".*_nothing" in notice["text"]
