@@ -16,15 +16,8 @@ from hypothesis import strategies as st
 
 from labkit import api
 
-from ...api_reference import (
-    expected_names,
-    iso,
-)
-from .helpers import (
-    GOOD_RANGE,
-    a_query,
-    send,
-)
+from ...api_reference import expected_names, iso
+from .helpers import GOOD_RANGE, a_query, send
 
 # --------------------------------------------------------------------------------------
 # Bad requests: 400 with a message, 413, never a 500

@@ -5,17 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ...api_reference import (
-    DASHBOARDS,
-    dashboard_queries,
-    expected_names,
-    iso,
-    simpod_query,
-)
-from .helpers import (
-    START,
-    send,
-)
+from ...api_reference import DASHBOARDS, dashboard_queries, expected_names, iso, simpod_query
+from .helpers import START, send
 
 # --------------------------------------------------------------------------------------
 # Health, metric lists, variables, tags

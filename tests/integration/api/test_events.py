@@ -7,16 +7,8 @@ from datetime import timedelta
 
 from labkit import api, hbase, sandbox
 
-from ...api_reference import (
-    iso,
-    ms,
-    simpod_query,
-    simpod_target,
-)
-from .helpers import (
-    START,
-    send,
-)
+from ...api_reference import iso, ms, simpod_query, simpod_target
+from .helpers import START, send
 
 # --------------------------------------------------------------------------------------
 # Late and invalid data, annotations

@@ -10,15 +10,8 @@ import pytest
 
 from labkit import api, hbase, notebook, sandbox
 
-from ...api_reference import (
-    bucket_averages,
-    in_window,
-    iso,
-)
-from .helpers import (
-    DAYS,
-    START,
-)
+from ...api_reference import bucket_averages, in_window, iso
+from .helpers import DAYS, START
 
 # --------------------------------------------------------------------------------------
 # Helpers for notebooks

@@ -21,15 +21,7 @@ from ...api_reference import (
     simpod_query,
     simpod_target,
 )
-from .helpers import (
-    DAYS,
-    MARKED,
-    ROLLED_UP_UNTIL,
-    START,
-    TICK,
-    query_points,
-    send,
-)
+from .helpers import DAYS, MARKED, ROLLED_UP_UNTIL, START, TICK, query_points, send
 
 # --------------------------------------------------------------------------------------
 # /query: range filtering, formats, downsampling

@@ -14,12 +14,7 @@ import pytest
 from labkit import api, config
 from labkit.config import SettingsError
 
-from .helpers import (
-    a_query,
-    closed_port,
-    send,
-    send_or_none,
-)
+from .helpers import a_query, closed_port, send, send_or_none
 
 # --------------------------------------------------------------------------------------
 # Token, binding, HBase failures
