@@ -286,6 +286,28 @@ def key_range(
     return row_start.encode(), row_stop.encode()
 
 
+def rollup_range(
+    sensor: str, resolution: str, first: datetime, last: datetime
+) -> tuple[bytes, bytes]:
+    """The range scan over a sensor's roll-ups of one resolution whose periods start from
+    ``first`` to ``last`` (both included)."""
+    return key_range((sensor, resolution), first, last + timedelta(seconds=1))
+
+
+def _just_before(bound: bytes) -> bytes:
+    # Keys are UTF-8 text, in which the byte 0xff never occurs: no key lies between this and
+    # the bound, so an exclusive bound here includes the bound itself.
+    return bound[:-1] + bytes([bound[-1] - 1]) + b"\xff"
+
+
+def reversed_range(bounds: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
+    """The keys of a range scan's ``(row_start, row_stop)`` (start included, stop excluded)
+    for a reversed scan, newest first: HBase starts that one at its row_start (included) and
+    runs down to its row_stop (excluded)."""
+    row_start, row_stop = bounds
+    return _just_before(row_stop), _just_before(row_start)
+
+
 def _resolution(kind: TableKind) -> timedelta:
     """How fine the times of a table's keys are: whole days (daily) or whole seconds."""
     return timedelta(days=1) if kind is TableKind.DAILY else timedelta(seconds=1)

@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 
 from labkit import api, oracle, pipeline, sandbox, sensors
+from labkit.api.answers import Answers
+from labkit.api.store import Store
 
 from .tables import table_rows
 
@@ -108,7 +110,7 @@ def test_rollups_sum_and_count_the_raw_readings(outcome):
 @pytest.mark.parametrize("points", [20, 100, 500])
 def test_the_api_reads_the_pipelines_roll_ups_into_the_points_of_the_raw_readings(outcome, points):
     settings, _summary, _expected = outcome
-    answers = api.Answers(api.Store(settings))
+    answers = Answers(Store(settings, connections=1))
     # From mid-morning on the first day to the end: partial periods at both ends.
     start = SCENARIO.start + timedelta(hours=9, minutes=20)
     window = api.Window(start, SCENARIO.start + timedelta(days=SCENARIO.days))
