@@ -61,7 +61,10 @@ def offsets_table(settings: Settings, topic: str, group: str | None = None) -> p
         }
         for p in kafka.offsets(settings, topic, group)
     ]
-    return pd.DataFrame(rows).set_index("partition")
+    table = pd.DataFrame(rows).set_index("partition")
+    if group:  # a partition without a commit shows <NA>, the others whole offsets
+        table["committed"] = table["committed"].astype("Int64")
+    return table
 
 
 def topics_table(settings: Settings) -> pd.DataFrame:
@@ -372,12 +375,16 @@ class LagDemo:
                 action()
 
 
-def _rates(times: list[float], counts: list[int]) -> list[float]:
-    """Messages a second between consecutive samples."""
-    return [
-        (counts[i] - counts[i - 1]) / (times[i] - times[i - 1]) if times[i] > times[i - 1] else 0.0
-        for i in range(1, len(times))
-    ]
+def _rates(times: list[float], counts: list[int], window: float = 1.0) -> list[float]:
+    """Messages a second at each sample after the first, over the last ``window`` seconds (a
+    sample's own interval is too short to tell a rate from the noise of batching)."""
+    rates, start = [], 0
+    for i in range(1, len(times)):
+        while times[i] - times[start + 1] >= window:
+            start += 1
+        elapsed = times[i] - times[start]
+        rates.append((counts[i] - counts[start]) / elapsed if elapsed > 0 else 0.0)
+    return rates
 
 
 PARTITION_COLOURS = ("#55a868", "#8172b3", "#c44e52", "#937860", "#da8bc3", "#8c8c8c")
@@ -491,9 +498,10 @@ def _redraw(view: LagView, every: float, plan: dict[float, int]) -> None:
     while True:
         for at in [at for at in plan if demo.elapsed >= at]:
             view.reader_rate.value = plan.pop(at)
-        if demo.elapsed - drawn >= every or not demo.running:
+        running = demo.running  # read first: the last frame must show the final sample
+        if demo.elapsed - drawn >= every or not running:
             drawn = demo.elapsed
             view.chart.value = png(lag_figure(demo))
-            if not demo.running:
+            if not running:
                 return
         time.sleep(0.05)
