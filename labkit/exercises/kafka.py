@@ -24,8 +24,9 @@ from labkit.config import Settings
 from labkit.exercises.feedback import Checker, Verdict
 from labkit.notebook.kafka import fresh_topic
 
-# One simulated day: every sensor sends, and two W1 readings arrive stamped days late, so a
-# measurement time passed off as the send time shows.
+# One simulated day (685 messages): every sensor sends, and 13 readings are sent after they
+# were measured (MOV1's, the meters', four W1 readings two days late), so a measurement time
+# passed off as the send time shows.
 SCENARIO = sensors.Scenario(days=1, seed=2)
 PARTITIONS = 3
 # A student's function that has not returned by then is stuck (waiting for a message that
@@ -75,6 +76,16 @@ def bounded(function: Callable[..., Any], seconds: float = PATIENCE_S) -> Callab
     return call
 
 
+def _per_partition(answer: object) -> dict[int, object] | None:
+    """A student's ``{partition: number}`` keyed by int (None when it is no such dict)."""
+    if not isinstance(answer, Mapping):
+        return None
+    try:
+        return {int(partition): value for partition, value in answer.items()}
+    except (TypeError, ValueError):
+        return None
+
+
 def _sensor_of(record: kafka.Record) -> str | None:
     """The sensor a record's value names, or None when the value is not a reading's JSON."""
     try:
@@ -119,9 +130,9 @@ def producer(send_readings: Callable[..., Any], settings: Settings) -> Verdict:
         check.require(len(records) == held, "they read back", "the messages could not be read back")
         _check_messages(check, sent, records)
         per_partition = {p.partition: p.messages for p in stored if p.messages}
+        counted = _per_partition(confirmed)
         check.expect(
-            isinstance(confirmed, Mapping)
-            and {int(p): n for p, n in confirmed.items() if n} == per_partition,
+            counted is not None and {p: n for p, n in counted.items() if n} == per_partition,
             f"your delivery reports count {per_partition} messages per partition, as the broker "
             "holds them",
             f"your function returned {confirmed!r}; the broker holds {per_partition} messages per "
@@ -350,9 +361,8 @@ def _compare(
     check: Checker, answer: object, settings: Settings, topic: str, group: str, case: str
 ) -> None:
     broker = {p.partition: p.lag for p in kafka.offsets(settings, topic, group)}
-    mine = {int(p): lag for p, lag in answer.items()} if isinstance(answer, Mapping) else answer
     check.require(
-        mine == broker,
+        _per_partition(answer) == broker,
         f"for {case}, your lag per partition {broker} is the broker's",
         f"for {case}, your function returned {answer!r}; the broker's lag is {broker}",
     )

@@ -203,6 +203,11 @@ def lag_from_the_raw_committed_offset(settings, topic, group):
     }
 
 
+def lag_in_total(settings, topic, group):
+    """The group's whole lag, not per partition."""
+    return sum(solution.lag_per_partition(settings, topic, group).values())
+
+
 def test_the_reference_lag_passes(stack):
     verdict = checks.lag(solution.lag_per_partition, stack)
     assert verdict.status is Status.PASSED, verdict.text()
@@ -217,6 +222,7 @@ def test_the_untouched_lag_is_not_yet(stack):
     [
         (lag_from_the_first_offset, "for a group that has read half of partition 0"),
         (lag_from_the_raw_committed_offset, "for a group that has committed nothing"),
+        (lag_in_total, "your function returned 685"),
     ],
 )
 def test_a_wrong_lag_is_told_what_is_off(stack, wrong, complaint):
