@@ -21,7 +21,7 @@ BUILD = PROJECT_ROOT / "build" / "notebooks"
 QUICK: dict[str, dict[str, Any]] = {
     "00_start_here.ipynb": {"start_services": True},
     "01_sensors.ipynb": {"days": 2, "speed": 86400.0, "live_seconds": 5},
-    "02_kafka.ipynb": {"speed": 43200.0, "live_seconds": 8},
+    "02_kafka.ipynb": {"live_seconds": 10},
     "03_flink_sql.ipynb": {"speed": 86400.0, "live_seconds": 25},
     "04_hbase.ipynb": {"days": 4},
     "05_grafana_api.ipynb": {"days": 2},
