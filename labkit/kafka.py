@@ -82,7 +82,27 @@ def ensure_topics(
             # Another client may have created it between our listing and our request.
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    _wait_for_leaders(client, missing)
     return created
+
+
+def _wait_for_leaders(client: AdminClient, topics: list[str], timeout: float = 30.0) -> None:
+    """Wait until every partition of the topics has a leader: until then the broker answers
+    requests for their offsets with an error (a new topic is not usable the moment it exists)."""
+    deadline = time.monotonic() + timeout
+    for topic in topics:
+        while True:
+            metadata = client.list_topics(topic, timeout=10).topics.get(topic)
+            partitions = metadata.partitions.values() if metadata is not None else []
+            led = metadata is not None and metadata.error is None and partitions
+            if led and all(p.leader >= 0 and p.error is None for p in partitions):
+                break
+            if time.monotonic() > deadline:
+                raise DeliveryError(
+                    f"Kafka gave topic {topic} no leader in {timeout:.0f} s: `labkit status` "
+                    "shows whether the broker is healthy"
+                )
+            time.sleep(0.1)
 
 
 def delete_topics(settings: Settings, topics: list[str]) -> None:
@@ -105,7 +125,9 @@ def delete_topics(settings: Settings, topics: list[str]) -> None:
         time.sleep(0.2)
 
 
-def recreate_topics(settings: Settings, topics: list[str] | None = None) -> None:
+def recreate_topics(
+    settings: Settings, topics: list[str] | None = None, partitions: int | None = None
+) -> None:
     """Empty topics by deleting and creating them again (a fresh run of the pipeline)."""
     wanted = settings.topics.all() if topics is None else topics
     delete_topics(settings, wanted)
@@ -113,7 +135,7 @@ def recreate_topics(settings: Settings, topics: list[str] | None = None) -> None
     deadline = time.monotonic() + 30
     while True:
         try:
-            ensure_topics(settings, wanted)
+            ensure_topics(settings, wanted, partitions)
             return
         except KafkaException:
             if time.monotonic() > deadline:
