@@ -240,11 +240,17 @@ def _check_stored(
     ]
     if off:
         key, held, value = off[0]
+        reads_as = layout.decode_number(held)
+        why = (
+            "which is not a number: `float()` cannot read it back"
+            if reads_as is None
+            else "; store the number as text that keeps every digit"
+        )
         check.expect(
             False,
             "",
             f"{len(off):,} values do not read back as they were: {key!r} holds {held!r} for "
-            f"{value!r}; store the number as text that keeps every digit",
+            f"{value!r}{', ' if reads_as is None else ''}{why}",
         )
     else:
         check.verdict.right.append("every value reads back exactly")

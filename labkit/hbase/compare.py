@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from labkit.config import Settings
 from labkit.hbase import layout, regions
 from labkit.hbase.layout import Row
+from labkit.sensors import TIMESTAMP_FORMAT
 
 T = TypeVar("T")
 WRITE_BATCH = 5000  # mutations per round trip, as the lab's writers send them
@@ -136,6 +137,12 @@ def _write(
     return time.perf_counter() - began  # the batches' last sends included
 
 
+def _texts(readings: pd.DataFrame) -> list[tuple[str, str, float]]:
+    """The readings as (sensor, time as keys hold it, value), in their order."""
+    times = readings["timestamp"].dt.strftime(TIMESTAMP_FORMAT)  # layout.time_text, at once
+    return list(zip(readings["sensor"], times, readings["value"], strict=True))
+
+
 def _best_of(repeats: int, ask: Callable[[], T]) -> tuple[T, float]:
     """What ``ask`` answers, and its best time over ``repeats`` runs."""
     best = float("inf")
@@ -167,12 +174,7 @@ def compare_layouts(
     prefix = f"{settings.hbase_table_prefix}_cmp"
     one_table = f"{prefix}_lab"
     per_sensor = {name: layout.per_sensor_table(f"{prefix}_orig", name) for name in names}
-    texts = [
-        (name, layout.time_text(stamp), value)
-        for name, stamp, value in zip(
-            readings["sensor"], readings["timestamp"], readings["value"], strict=True
-        )
-    ]
+    texts = _texts(readings)
     with _scratch(settings, [one_table, *per_sensor.values()]) as conn:
         lab_seconds = _write(
             conn, ((one_table, layout.raw_row(*text)) for text in texts), len(texts),
@@ -265,11 +267,8 @@ def hotspots(
     mine = readings[readings["sensor"] == sensor].sort_values("timestamp", kind="stable")
     if len(mine) < buckets:
         raise ValueError(f"{sensor} has {len(mine)} readings: too few for {buckets} regions")
-    texts = [
-        (sensor, layout.time_text(stamp), value)
-        for stamp, value in zip(mine["timestamp"], mine["value"], strict=True)
-    ]
-    weeks = [pd.Timestamp(stamp).to_period("W").start_time for stamp in mine["timestamp"]]
+    texts = _texts(mine)
+    weeks = list(mine["timestamp"].dt.to_period("W").dt.start_time)
     ordered = [layout.raw_row(*text) for text in texts]
     prefix = settings.hbase_table_prefix
     designs = {
