@@ -2,11 +2,11 @@
 range-scan readers.
 
 ``layout`` alone knows the tables, row keys, columns and encodings; ``writers`` copies the
-output topics into the tables; ``read`` reads a metric's time range back; ``compare`` measures
-the layout against the original's.
+output topics into the tables; ``read`` reads a metric's time range back; ``regions`` shows where
+a table's rows live; ``compare`` measures the layout against the original's, and hot-spotting.
 """
 
-from labkit.hbase.compare import compare_layouts
+from labkit.hbase.compare import compare_layouts, hotspots
 from labkit.hbase.layout import (
     FAMILY,
     SEPARATOR,
@@ -26,6 +26,6 @@ from labkit.hbase.writers import ROW_MAKERS, Writer, Writers, WriterStats, drain
 __all__ = [
     "FAMILY", "ROW_MAKERS", "SEPARATOR", "TRANSIENT", "Column", "TableKind", "Writer",
     "WriterStats", "Writers", "compare_layouts", "connect", "connection", "count_rows", "drain",
-    "drop_tables", "ensure_tables", "has_rows", "read_series", "recreate_tables", "scan",
-    "source_topic", "table_name",
+    "drop_tables", "ensure_tables", "has_rows", "hotspots", "read_series", "recreate_tables",
+    "scan", "source_topic", "table_name",
 ]  # fmt: skip

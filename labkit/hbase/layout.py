@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
+import zlib
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -356,3 +357,44 @@ def per_sensor_table(prefix: str, sensor: str) -> str:
 
 def per_sensor_row(time: str, value: float) -> Row:
     return time.encode(), {Column.VALUE: encode(value)}
+
+
+def per_sensor_range(start: datetime, stop: datetime) -> tuple[bytes, bytes]:
+    """The range scan over a per-sensor table's keys from ``start`` (included) to ``stop``."""
+    return time_text(start).encode(), time_text(stop).encode()
+
+
+# --------------------------------------------------------------------------------------
+# Salted keys, for the note on hot-spotting: a bucket in front of the metric spreads a
+# metric's time-ordered writes over as many key ranges (and regions) as there are buckets
+# --------------------------------------------------------------------------------------
+
+
+def salt_buckets(buckets: int) -> list[str]:
+    """The key prefixes of ``buckets`` salt buckets (``0``, ``1``, ...), in key order."""
+    width = len(str(buckets - 1))
+    return [f"{bucket:0{width}d}" for bucket in range(buckets)]
+
+
+def salted_raw_row(buckets: int, sensor: str, time: str, value: float) -> Row:
+    """A raw row whose key starts with its salt bucket: a stable hash of the unsalted key."""
+    unsalted, columns = raw_row(sensor, time, value)
+    bucket = salt_buckets(buckets)[zlib.crc32(unsalted) % buckets]
+    return key(bucket, sensor, time), columns
+
+
+def salted_key_ranges(
+    buckets: int, prefix: str, start: datetime | date | str, stop: datetime | date | str
+) -> list[tuple[bytes, bytes]]:
+    """A salted metric's time range: one range scan per bucket."""
+    return [key_range((bucket, prefix), start, stop) for bucket in salt_buckets(buckets)]
+
+
+def unsalted(row_key: bytes) -> bytes:
+    """A salted key without its bucket: the key the row would have had unsalted."""
+    return row_key.split(SEPARATOR.encode(), 1)[1]
+
+
+def salt_split_keys(buckets: int) -> list[bytes]:
+    """The keys at which a salted table splits into one region per bucket."""
+    return [key(bucket) for bucket in salt_buckets(buckets)[1:]]

@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from labkit import hbase, kafka, sensors
+from labkit import hbase, kafka
 
 from .tables import table_rows
 
@@ -103,25 +103,3 @@ def test_read_series_is_a_range_scan_of_one_metric(isolated):
     assert series["value"].tolist() == [2.0, 3.0]
     assert len(hbase.read_series(isolated, "TH2")) == 5
     assert hbase.read_series(isolated, "TH3").empty
-
-
-def test_the_lab_layout_reads_only_the_asked_rows_the_original_reads_every_row(isolated):
-    on_time = [
-        r
-        for r in sensors.simulate(sensors.Scenario(days=4, seed=2))
-        if r.sent_at - r.timestamp < sensors.TICK  # the late W1 readings are not raw rows
-    ]
-    result = hbase.compare_layouts(isolated, on_time, date(2024, 1, 2), repeats=1)
-    rows = result.set_index(["question", "layout"])["rows read"]
-    lab, original = "lab: one table, range scan", "original: one table per sensor, full scan"
-    day = [r for r in on_time if r.timestamp.date() == date(2024, 1, 2)]
-    etot = [r for r in on_time if r.sensor == "Etot"]  # "Etot" sorts first of the names
-    assert rows[("one sensor (Etot), one day", lab)] == 1  # its reading of the day
-    assert rows[("one sensor (Etot), one day", original)] == len(etot)
-    assert rows[("all sensors, one day", lab)] == len(day)
-    assert rows[("all sensors, one day", original)] == len(on_time)
-    assert (result["seconds"] > 0).all()
-    # The scratch tables are gone again.
-    connection = hbase.connect(isolated)
-    assert not [t for t in connection.tables() if b"_cmp" in t]
-    connection.close()
