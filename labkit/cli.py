@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from labkit import api, bench, config, hbase, jvm, kafka, pipeline, sensors, services
+from labkit import api, bench, config, hbase, jvm, kafka, loadtest, pipeline, sensors, services
 from labkit.errors import LabkitError
 
 
@@ -98,6 +98,25 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loadtest(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    services.up(settings, progress=lambda message: None)
+    chosen = loadtest.LoadConfig(
+        dashboards=args.dashboards,
+        refresh_s=args.refresh,
+        duration_s=args.seconds,
+        days=args.days,
+        live=args.live,
+    )
+    report = loadtest.run(settings, chosen)
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as handle:
+            handle.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        print(f"Figures written to {args.json}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     services.serve(services.by_name(args.service), config.settings())
     return 0  # not reached: serve() replaces this process
@@ -183,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--days", type=float, default=365, help="simulated days (default 365)")
     measure.add_argument("--tiny", action="store_true", help="a few seconds' run, to try it out")
     measure.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    load = add("loadtest", _loadtest, "a classroom's dashboards refreshing against the API")
+    load.add_argument("--dashboards", type=int, default=30, help="browsers (default 30)")
+    load.add_argument("--refresh", type=float, default=5.0, help="seconds (default 5)")
+    load.add_argument("--seconds", type=float, default=120.0, help="how long (default 120)")
+    load.add_argument("--days", type=float, default=365, help="simulated days (default 365)")
+    load.add_argument("--live", action="store_true", help="while a live pipeline writes")
+    load.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     serve = add("serve", _serve, "run one service in the foreground (used in containers)")
     serve.add_argument("service", help=f"one of: {services.names()}")
     probe = add("probe", _probe, "exit 0 when a service answers through its client")
