@@ -13,9 +13,9 @@ the while.
 
 It reports the throughput, the latency of the answered queries (p50, p95, p99), the errors by
 status (a timeout is an error too), how many queries the API shed (503 with ``Retry-After``),
-the refreshes that overran, and the API process's resident memory at the start, its peak and
-at the end. Everything stays on 127.0.0.1, and the run is bounded in dashboards, time and
-data.
+the refreshes that overran, and the API process's resident memory at the start, half-way, at
+its peak and at the end (memory is flat when the second half adds nothing). Everything stays
+on 127.0.0.1, and the run is bounded in dashboards, time and data.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ class _Run:
         self.process = process
         self.outcomes: list[Outcome] = []
         self.overran = 0
-        self.memory_start = self.memory_peak = self.memory_end = self.rss_mb()
+        self.memory_start = self.memory_peak = self.memory_half = self.memory_end = self.rss_mb()
 
     def rss_mb(self) -> float:
         return float(self.process.memory_info().rss) / 2**20
@@ -232,9 +232,13 @@ class _Run:
                 self.overran += 1
                 due += refresh_s * ((time.monotonic() - due) // refresh_s + 1)
 
-    async def watch_memory(self, until: float) -> None:
+    async def watch_memory(self, began: float, until: float) -> None:
+        half = began + (until - began) / 2
         while time.monotonic() < until:
-            self.memory_peak = max(self.memory_peak, self.rss_mb())
+            rss = self.rss_mb()
+            self.memory_peak = max(self.memory_peak, rss)
+            if time.monotonic() <= half:  # the last sample of the first half
+                self.memory_half = rss
             await asyncio.sleep(1.0)
 
     async def run(self, browsers: list[Browser], refresh_s: float, duration_s: float) -> float:
@@ -248,7 +252,7 @@ class _Run:
             self.dashboard(browser, first, until, refresh_s)
             for browser, first in zip(browsers, spread, strict=True)
         ]
-        await asyncio.gather(self.watch_memory(until), *dashboards)
+        await asyncio.gather(self.watch_memory(began, until), *dashboards)
         elapsed = time.monotonic() - began
         self.memory_end = self.rss_mb()
         return elapsed
@@ -289,6 +293,7 @@ def load(
             "shed (503 + Retry-After)": sum(1 for o in run.outcomes if o.retry_after),
             "refreshes overrun": run.overran,
             "api memory start MiB": run.memory_start,
+            "api memory half-way MiB": run.memory_half,
             "api memory peak MiB": run.memory_peak,
             "api memory end MiB": run.memory_end,
         },

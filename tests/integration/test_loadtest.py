@@ -33,4 +33,5 @@ def test_dashboards_refresh_against_an_api_process_of_its_own(stack):
     )
     assert figures["latency p50 ms"] <= figures["latency p95 ms"] <= figures["latency p99 ms"]
     assert 0 < figures["api memory start MiB"] <= figures["api memory peak MiB"]
+    assert figures["api memory half-way MiB"] <= figures["api memory peak MiB"]
     assert "queries/s" in report.table()
