@@ -10,6 +10,8 @@
 * live latency: a reading produced -> visible through the API (p50, p95);
 * the API's ``/query`` latency: a sensor-year of raw data at 1,000 points (through the
   roll-ups, and from every raw reading), and 10 targets over 7 days (p50, p95);
+* the API under a short load: 5 dashboards refreshing every 2 s for 20 s
+  (``labkit.loadtest``: throughput, latency, errors, shed, the API process's memory);
 * the peak resident memory of each process of the stack;
 * a naive baseline written the way the original system worked (a producer poll per message;
   a new HBase connection and one put per message), measured in the same run.
@@ -33,7 +35,7 @@ from datetime import datetime, timedelta
 
 import psutil
 
-from labkit import api, flink, hbase, kafka, sandbox, sensors, services
+from labkit import api, flink, hbase, kafka, loadtest, sandbox, sensors, services
 from labkit.config import Settings
 
 Progress = Callable[[str], None]
@@ -356,6 +358,8 @@ def run(settings: Settings, config: BenchConfig, progress: Progress = print) -> 
             report.figures.update(measure_stages(mine, scenario))
             progress("API /query latency")
             report.figures.update(measure_api(mine, scenario, config.api_repeats))
+            progress("API under load: 5 dashboards refreshing every 2 s for 20 s")
+            report.figures.update(loadtest.bench_figures(mine, scenario.start, scenario.end))
         progress("end to end with the services warm, then live latency")
         with sandbox.sandbox(settings, "e2e") as mine:
             report.figures.update(measure_end_to_end(mine, scenario, config.latency_samples))

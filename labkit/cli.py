@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from labkit import api, bench, config, hbase, jvm, kafka, pipeline, sensors, services
+from labkit import api, bench, config, hbase, jvm, kafka, loadtest, pipeline, sensors, services
 from labkit.dashboard import build, preview
 from labkit.errors import LabkitError
 
@@ -121,6 +121,25 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loadtest(args: argparse.Namespace) -> int:
+    settings = config.settings()
+    services.up(settings, progress=lambda message: None)
+    chosen = loadtest.LoadConfig(
+        dashboards=args.dashboards,
+        refresh_s=args.refresh,
+        duration_s=args.seconds,
+        days=args.days,
+        live=args.live,
+    )
+    report = loadtest.run(settings, chosen)
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as handle:
+            handle.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        print(f"Figures written to {args.json}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     services.serve(services.by_name(args.service), config.settings())
     return 0  # not reached: serve() replaces this process
@@ -221,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("--from", dest="start", metavar="TIME", help="range start (ISO 8601)")
     shown.add_argument("--to", dest="end", metavar="TIME", help="range end (ISO 8601)")
     shown.add_argument("--url", help="the API to ask (default: the lab's, LABKIT_API_PORT)")
+    load = add("loadtest", _loadtest, "a classroom's dashboards refreshing against the API")
+    load.add_argument("--dashboards", type=int, default=30, help="browsers (default 30)")
+    load.add_argument("--refresh", type=float, default=5.0, help="seconds (default 5)")
+    load.add_argument("--seconds", type=float, default=120.0, help="how long (default 120)")
+    load.add_argument("--days", type=float, default=365, help="simulated days (default 365)")
+    load.add_argument("--live", action="store_true", help="while a live pipeline writes")
+    load.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     serve = add("serve", _serve, "run one service in the foreground (used in containers)")
     serve.add_argument("service", help=f"one of: {services.names()}")
     probe = add("probe", _probe, "exit 0 when a service answers through its client")

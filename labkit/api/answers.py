@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from labkit.api import grafana, series
+from labkit.api.cache import AnswerCache
 from labkit.api.catalogue import Format, Metric, Source
 from labkit.api.grafana import Event
 from labkit.api.parse import Selection, Unanswerable, Window, to_ms
@@ -76,8 +77,9 @@ def _invalid_table(name: str, ref_id: str | None, rows: list[tuple[int, Columns]
 class Answers:
     """Builds the JSON answers of /query and /annotations from HBase rows."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cache: AnswerCache | None = None) -> None:
         self.store = store
+        self.cache = cache or AnswerCache()
 
     def events(self, metric: Metric, window: Window) -> tuple[list[Event], bool]:
         """The newest MAX_EVENTS events of the window, in time order; and whether older ones
@@ -88,9 +90,15 @@ class Answers:
         return [_invalid_event(ms, data) for ms, data in rows], cut
 
     def answer(self, selection: Selection | Unanswerable, window: Window, max_points: int) -> dict:
+        """The answer to one selection of a query, from the cache if it was just computed."""
         if isinstance(selection, Unanswerable):
             empty = grafana.series(selection.target, selection.ref_id, [])
             return grafana.with_notice(empty, grafana.Severity.WARNING, selection.notice)
+        key = (selection.metric.name, selection.format, selection.source, window, max_points)
+        answer = self.cache.get(key, lambda: self._answer(selection, window, max_points))
+        return {**answer, "refId": selection.ref_id}
+
+    def _answer(self, selection: Selection, window: Window, max_points: int) -> dict:
         metric, ref_id = selection.metric, selection.ref_id
         if metric.has_events and selection.format is not Format.TIMESERIES:
             return self._event_table(selection, window)

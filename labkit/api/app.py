@@ -22,13 +22,14 @@ from labkit.api.answers import Answers
 from labkit.api.catalogue import CATALOGUE, Format, is_pattern, matching, names_a_variable, resolve
 from labkit.api.errors import bad_request, hbase_failed, serialize_error
 from labkit.api.parse import optional_str, read_object
+from labkit.api.shedding import Shedding
 from labkit.api.store import Store
 from labkit.config import Settings, SettingsError
 from labkit.hbase import layout
 from labkit.hbase.layout import TableKind
 
 # Waitress's worker threads; the HBase connection pool keeps as many idle connections.
-THREADS = 4
+THREADS = 8
 
 
 class Health:
@@ -172,7 +173,11 @@ def build(settings: Settings, token: str | None) -> tuple[falcon.App, Store]:
         raise SettingsError("The API token must not be empty")
     store = Store(settings, connections=THREADS)
     answers = Answers(store)
-    app = falcon.App(middleware=[BearerToken(token)] if token else [])
+    # Shedding first: a request shed is answered before any other work.
+    middleware: list[Shedding | BearerToken] = [Shedding()]
+    if token:
+        middleware.append(BearerToken(token))
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_error)
     app.add_error_handler(TException, hbase_failed)

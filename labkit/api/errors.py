@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 class ApiError(falcon.HTTPError, LabkitError):
     """An error answered as JSON: ``{"message": ..., "status": ..., **extra}``."""
 
-    def __init__(self, status: str, message: str, **extra: Any) -> None:
-        super().__init__(status, title=status, description=message)
+    def __init__(
+        self, status: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(status, title=status, description=message, headers=headers)
         self.extra = extra
 
 

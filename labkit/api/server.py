@@ -18,8 +18,13 @@ from waitress.server import TcpWSGIServer
 from labkit.api.app import THREADS, build
 from labkit.api.catalogue import CATALOGUE
 from labkit.api.parse import MAX_BODY_BYTES
+from labkit.api.shedding import TimedDispatcher
 from labkit.api.store import Store
 from labkit.config import Settings, SettingsError
+
+# Open connections waitress keeps (its default is 100): a classroom's browsers, through
+# Grafana or not, open a few each.
+CONNECTION_LIMIT = 1000
 
 
 def is_loopback(host: str) -> bool:
@@ -50,11 +55,20 @@ def _listen_address(host: str, port: int) -> str:
 def _server(settings: Settings, token: str | None, port: int) -> tuple[TcpWSGIServer, Store]:
     _check_bind(settings.api_host, token)
     app, store = build(settings, token)
+    # The dispatcher notes how long each request waits for a worker: the app sheds those that
+    # waited too long (labkit.api.shedding). waitress takes it through its "_dispatcher".
+    dispatcher = TimedDispatcher()
+    dispatcher.set_thread_count(THREADS)
     server = waitress.create_server(
         app,
+        _dispatcher=dispatcher,
         host=_listen_address(settings.api_host, port),
         port=port,
         threads=THREADS,
+        # Open connections are cheap (one poll each); past this many waitress stops accepting
+        # and new ones would wait unanswered in the kernel's backlog.
+        connection_limit=CONNECTION_LIMIT,
+        asyncore_use_poll=True,
         # The app answers oversize bodies with a JSON 413; waitress's own limit is a backstop.
         max_request_body_size=2 * MAX_BODY_BYTES,
         ident="labkit-api",
