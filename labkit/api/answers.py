@@ -89,13 +89,20 @@ class Answers:
             return [_late_event(metric, ms, data) for ms, data in rows], cut
         return [_invalid_event(ms, data) for ms, data in rows], cut
 
-    def answer(self, selection: Selection | Unanswerable, window: Window, max_points: int) -> dict:
-        """The answer to one selection of a query, from the cache if it was just computed."""
+    def answer(
+        self,
+        selection: Selection | Unanswerable,
+        window: Window,
+        max_points: int,
+        reuse: bool = False,
+    ) -> dict:
+        """The answer to one selection of a query; with ``reuse``, the same answer computed less
+        than the cache's TTL ago, if there is one."""
         if isinstance(selection, Unanswerable):
             empty = grafana.series(selection.target, selection.ref_id, [])
             return grafana.with_notice(empty, grafana.Severity.WARNING, selection.notice)
         key = (selection.metric.name, selection.format, selection.source, window, max_points)
-        answer = self.cache.get(key, lambda: self._answer(selection, window, max_points))
+        answer = self.cache.get(key, lambda: self._answer(selection, window, max_points), reuse)
         return {**answer, "refId": selection.ref_id}
 
     def _answer(self, selection: Selection, window: Window, max_points: int) -> dict:

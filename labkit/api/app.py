@@ -17,7 +17,7 @@ import hmac
 import falcon
 from thriftpy2.thrift import TException
 
-from labkit.api import grafana, parse
+from labkit.api import grafana, parse, shedding
 from labkit.api.answers import Answers
 from labkit.api.catalogue import CATALOGUE, Format, is_pattern, matching, names_a_variable, resolve
 from labkit.api.errors import bad_request, hbase_failed, serialize_error
@@ -116,7 +116,9 @@ class Query:
         window = parse.window(body)
         max_points = parse.max_points(body)
         selections = parse.selections(body)
-        resp.media = [self.answers.answer(s, window, max_points) for s in selections]
+        # Answers a moment old are good enough only while the API is busy: idle, it is fresh.
+        reuse = shedding.busy()
+        resp.media = [self.answers.answer(s, window, max_points, reuse) for s in selections]
 
 
 class Annotations:

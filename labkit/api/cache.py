@@ -7,6 +7,10 @@ being computed right now is waited for rather than computed a second time. HBase
 each panel at most about once per ``TTL_S``, however many dashboards are open; the price is
 that a new reading may show up to ``TTL_S`` later. At most ``ENTRIES`` answers are kept, the
 least recently used going first, so the memory it takes stays bounded.
+
+Kept answers are reused only while the API is busy (``labkit.api.shedding.busy``: a request
+had to wait for a worker): a lone user, or the benchmark's live-latency probe, always gets
+answers computed after its request arrived.
 """
 
 from __future__ import annotations
@@ -40,10 +44,11 @@ class AnswerCache:
         self._answers.move_to_end(key)
         return kept[1]
 
-    def get(self, key: Hashable, compute: Callable[[], dict]) -> dict:
-        """The answer kept for ``key``, or ``compute()``'s, then kept for ``ttl_s``."""
+    def get(self, key: Hashable, compute: Callable[[], dict], reuse: bool = True) -> dict:
+        """``compute()``'s answer, kept for ``ttl_s``; with ``reuse``, the answer kept for
+        ``key`` if there is one. Either way, a query being computed right now is waited for."""
         with self._lock:
-            answer = self._fresh(key)
+            answer = self._fresh(key) if reuse else None
             if answer is not None:
                 return answer
             other = self._computing.get(key)

@@ -23,6 +23,8 @@ from labkit.api.errors import ApiError
 
 # How long a request may wait for a worker thread before it is shed.
 MAX_QUEUE_WAIT_S = 1.0
+# A request that waited longer than this for a worker found every worker busy.
+BUSY_WAIT_S = 0.01
 RETRY_AFTER_S = 1
 
 # What the worker thread serving a request knows of it: how long it waited for the thread.
@@ -45,6 +47,11 @@ class _Timed:
 
     def cancel(self) -> None:
         self.task.cancel()
+
+
+def busy() -> bool:
+    """True when the request being served had to wait for a worker: the API is busy."""
+    return getattr(_serving, "waited_s", 0.0) > BUSY_WAIT_S
 
 
 class TimedDispatcher(ThreadedTaskDispatcher):

@@ -70,3 +70,12 @@ def test_the_least_recently_used_answers_go_first():
     cache.get("c", lambda: {"v": "c"})  # "b" goes
     assert cache.get("a", lambda: {"v": "new a"}) == {"v": "a"}
     assert cache.get("b", lambda: {"v": "new b"}) == {"v": "new b"}
+
+
+def test_without_reuse_a_kept_answer_is_computed_again():
+    cache = AnswerCache(ttl_s=60)
+    count = iter(range(1, 100))
+    assert cache.get("q", lambda: {"n": next(count)}) == {"n": 1}
+    assert cache.get("q", lambda: {"n": next(count)}, reuse=False) == {"n": 2}
+    # ... and what it computed is kept for the next busy moment.
+    assert cache.get("q", lambda: {"n": next(count)}) == {"n": 2}

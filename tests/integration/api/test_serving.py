@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
-from labkit import api, config
+from labkit import api, config, hbase, sandbox
 from labkit.config import SettingsError
+from labkit.hbase import layout
 
 from .helpers import a_query, closed_port, send, send_or_none
 
@@ -79,3 +81,17 @@ def test_missing_tables_mean_no_data_yet(stack):
     with api.start_in_thread(fresh, port=0) as running:
         status, answer = send(running.url, "/query", a_query())
     assert status == 200 and answer[0]["datapoints"] == []
+
+
+def test_an_idle_api_answers_with_what_hbase_holds_now(stack):
+    """Kept answers serve a busy API only: a lone user sees a new reading at once."""
+    moment = datetime(2024, 3, 1, 12, 0)
+    body = api.panel_request(["TH1_raw"], moment, moment + timedelta(hours=1))
+    with sandbox.sandbox(stack, "t") as mine, api.start_in_thread(mine, port=0) as running:
+        assert api.call(running.url, "/query", body)[0]["datapoints"] == []
+        with hbase.connection(mine) as connection:
+            table = connection.table(hbase.table_name(mine, hbase.TableKind.RAW))
+            table.put(*layout.raw_row("TH1", layout.time_text(moment), 21.5))
+        assert api.call(running.url, "/query", body)[0]["datapoints"] == [
+            [21.5, int((moment - datetime(1970, 1, 1)).total_seconds() * 1000)]
+        ]
