@@ -14,12 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from labkit import sensors
+from labkit.flink.parsing import SENSOR_JSON
 
-NO_TIME = pd.Timestamp("1970-01-01")
-WATERMARK_DELAY = pd.Timedelta(minutes=15)  # as in labkit.flink
+TIME_UNIT = "datetime64[ms]"
+NO_TIME = pd.Timestamp("1970-01-01").as_unit("ms")
+WATERMARK_DELAY = pd.Timedelta(minutes=15).as_unit("ms")  # as in labkit.flink
 
 COLUMNS = ["sensor", "value", "timestamp", "sent_at", "valid", "trusted_time"]
 
@@ -59,11 +62,10 @@ def sent_frame(messages: Iterable[Sent]) -> pd.DataFrame:
         for m in messages
     ]
     frame = pd.DataFrame.from_records(rows, columns=COLUMNS)
-    for column in ("timestamp", "sent_at"):
-        frame[column] = pd.to_datetime(frame[column])
-    # Times pandas cannot hold (before 1677) become NaT, read as 1970: they could only differ
-    # from Flink's watermark in a stream that starts with such a message.
-    frame["trusted_time"] = pd.to_datetime(frame["trusted_time"], errors="coerce")
+    # Milliseconds, as Flink and Kafka count: nanoseconds would end before the year 1677, and
+    # the job accepts readings from the year 1 on.
+    for column in ("timestamp", "sent_at", "trusted_time"):
+        frame[column] = pd.Series(frame[column].to_numpy(), dtype=TIME_UNIT)
     return frame
 
 
@@ -74,10 +76,9 @@ def sent_frame(messages: Iterable[Sent]) -> pd.DataFrame:
 # Java's "$" (Flink's REGEXP is java.util.regex's find()) also matches before one final line
 # terminator, of which Java knows more than Python's "$" does.
 _JAVA_END = r"(?=(?:\r\n|[\n\r\u0085\u2028\u2029])?\Z)"
-# A message in the sensors' own shape: three fields in this order, strings without escapes.
-_SENSOR_SHAPE = re.compile(
-    r'^\{"m_name": ?"[^"\\]*", ?"m_value": ?[-+.0-9eE]+, ?"m_timestamp": ?"[^"\\]*"\}' + _JAVA_END
-)
+# A message in the sensors' own shape, the pattern the job splits at its quotes (the syntax
+# of a pattern is the same in Java and Python, but for the end).
+_SENSOR_SHAPE = re.compile(SENSOR_JSON.removesuffix("$") + _JAVA_END)
 _TIME = r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})"
 _WELL_FORMED_TIME = re.compile("^" + _TIME + _JAVA_END)
 _TIME_FIELDS = re.compile(_TIME)
@@ -179,7 +180,8 @@ def _to_timestamp(text: str) -> datetime | None:
 @dataclass(frozen=True)
 class Expected:
     raw: pd.DataFrame  # sensor, timestamp, value: valid readings that arrived on time
-    late: pd.DataFrame  # sensor, timestamp, value, sent_at, watermark, offset
+    # sensor, timestamp, value, sent_at, watermark, offset, behind_watermark_s, delay_s
+    late: pd.DataFrame
     daily: pd.DataFrame  # metric, day, kind, value, readings
     rollups: pd.DataFrame  # sensor, resolution, period_start, sum, count, offset_sum
 
@@ -205,10 +207,20 @@ def expected(messages: pd.DataFrame) -> Expected:
     frame = with_watermark(messages)
     on_time = frame[frame["valid"] & ~frame["late"]]
     late = frame[frame["late"]][["sensor", "timestamp", "value", "sent_at", "watermark", "offset"]]
+    late = late.assign(
+        behind_watermark_s=_whole_seconds(late["watermark"] - late["timestamp"]),
+        delay_s=_whole_seconds(late["sent_at"] - late["timestamp"]),
+    )
     raw = on_time[["sensor", "timestamp", "value"]].reset_index(drop=True)
     return Expected(
         raw=raw, late=late.reset_index(drop=True), daily=daily(on_time), rollups=rollups(raw)
     )
+
+
+def _whole_seconds(spans: pd.Series) -> pd.Series:
+    """Time spans in whole seconds, truncated towards zero, as 64-bit integers."""
+    milliseconds = spans.astype("timedelta64[ms]").astype("int64")
+    return np.sign(milliseconds) * (milliseconds.abs() // 1000)
 
 
 def rollups(readings: pd.DataFrame) -> pd.DataFrame:

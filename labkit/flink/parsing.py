@@ -12,12 +12,14 @@ from labkit.flink.sql import statement
 
 TIME_FORMAT = "yyyy-MM-dd HH:mm:ss"
 NO_TIME = "TIMESTAMP '1970-01-01 00:00:00'"
-# The message as the sensors write it: these three fields in this order, strings without
-# quotes or escapes. Split at its quotes, such a message has the name as its part 3, the value
-# (between a colon and a comma) as part 6 and the time as part 9.
-SENSOR_JSON = r'^\{"m_name": ?"[^"\\]*", ?"m_value": ?[-+.0-9eE]+, ?"m_timestamp": ?"[^"\\]*"\}$'
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"  # a JSON number: -1E+400
 NUMBER_JSON = rf"^\[{_NUMBER}\]$"  # ... in brackets, as JSON_QUERY writes it: [20.5]
+_TEXT = r'"[^"\\\x00-\x1f]*"'  # a JSON string without escapes (nor control characters)
+# The message as the sensors write it: these three fields in this order, a JSON number, and
+# strings without escapes, so that any text of this shape is JSON and reads as it is split.
+# Split at its quotes, it has the name as its part 3, the value (between a colon and a comma)
+# as part 6 and the time as part 9.
+SENSOR_JSON = rf'^\{{"m_name": ?{_TEXT}, ?"m_value": ?{_NUMBER}, ?"m_timestamp": ?{_TEXT}\}}$'
 STRICT_TIME = "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 NAME_PART, VALUE_PART, TIME_PART = 3, 6, 9
 

@@ -28,8 +28,22 @@ def quoted_list(names: Iterable[str]) -> str:
     return ", ".join(quote(name) for name in names)
 
 
-def number(value: float) -> str:
-    """A finite DOUBLE literal."""
+def double(value: float) -> str:
+    """A DOUBLE literal: in exponent form (``85.0E0``), for ``85.0`` is a DECIMAL."""
     if not math.isfinite(value):
         raise ValueError(f"SQL has no literal for {value}")
-    return repr(float(value))
+    text = repr(float(value))
+    return text if "e" in text else text + "E0"
+
+
+def seconds_between(start: str, end: str) -> str:
+    """``end - start`` in whole seconds, truncated, as a BIGINT (an expression).
+
+    TIMESTAMPDIFF counts in 32 bits, which wrap past 68 years: the whole days between the
+    two fit, and so do the seconds left over after them.
+    """
+    days = f"TIMESTAMPDIFF(DAY, {start}, {end})"
+    return (
+        f"CAST({days} AS BIGINT) * 86400\n"
+        f"  + TIMESTAMPDIFF(SECOND, TIMESTAMPADD(DAY, {days}, {start}), {end})"
+    )

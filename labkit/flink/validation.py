@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from labkit import sensors
 from labkit.flink.parsing import TIME_FORMAT
-from labkit.flink.sql import indented, number, quote, quoted_list, statement
+from labkit.flink.sql import double, indented, quote, quoted_list, statement
 
 MAX_MESSAGE_CHARS = 1024
 _LARGEST_DOUBLE = "1.7976931348623157E308"
@@ -64,13 +64,16 @@ class Check:
 
     reason: str
     condition: str  # SQL; continuation lines start with AND or OR
-    note: str = ""  # a comment shown above it in the SQL
+    note: str = ""  # a comment shown above it in the SQL (lines of it)
 
     def sql(self) -> str:
-        comment = f"-- {self.note}\n" if self.note else ""
+        comment = "".join(f"-- {line}\n" for line in self.note.splitlines())
         return f"{comment}WHEN {self.condition}\n  THEN {quote(self.reason)}"
 
 
+# NaN, Infinity, -Infinity, +Infinity where JSON expects a value (after a colon, a comma or
+# a bracket, before a comma or a closing bracket), as Python and JavaScript write them.
+_NON_NUMBER = r"(?<=[:,\[])\s*[-+]?(NaN|Infinity)(?=\s*[,}\]])"
 _FIELD_MISSING = "(name_json IS NULL OR value_json IS NULL OR time_json IS NULL)"
 _TIME_DIFFERS = f"DATE_FORMAT(ts, '{TIME_FORMAT}') <> m_timestamp"
 
@@ -83,8 +86,9 @@ CHECKS: list[Check] = [
     Check(
         Reason.NAN_OR_INFINITY,
         f"{_FIELD_MISSING}\n AND message IS NOT JSON OBJECT"
-        "\n AND REGEXP(message, '(NaN|Infinity)')",
-        note="The costly JSON checks run only when a field is missing.",
+        f"\n AND REGEXP_REPLACE(message, '{_NON_NUMBER}', '0') IS JSON OBJECT",
+        note="The costly JSON checks run only when a field is missing.\n"
+        "NaN or Infinity is the reason when the parser accepts the message once they are numbers.",
     ),
     Check(Reason.NOT_JSON_OBJECT, f"{_FIELD_MISSING}\n AND message IS NOT JSON OBJECT"),
     Check(Reason.MISSING_NAME, "name_json IS NULL"),
@@ -108,17 +112,19 @@ CHECKS: list[Check] = [
 
 def range_checks() -> list[Check]:
     """A rule for each sensor with a physical range, from the catalogue."""
-    checks = []
+    checks: list[Check] = []
     for sensor in sensors.CATALOGUE:
         if not has_range(sensor):
             continue
         bounds = []
         if math.isfinite(sensor.valid_min):
-            bounds.append(f"m_value < {number(sensor.valid_min)}")
+            bounds.append(f"m_value < {double(sensor.valid_min)}")
         if math.isfinite(sensor.valid_max):
-            bounds.append(f"m_value > {number(sensor.valid_max)}")
+            bounds.append(f"m_value > {double(sensor.valid_max)}")
         condition = f"m_name = {quote(sensor.name)} AND ({' OR '.join(bounds)})"
-        checks.append(Check(range_reason(sensor), condition))
+        # Compared with a DECIMAL literal (0.0), Flink would order -0.0 below 0.
+        note = "" if checks else "The bounds are DOUBLE literals (E0), which hold -0.0 = 0.0."
+        checks.append(Check(range_reason(sensor), condition, note))
     return checks
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from labkit.flink import parsing, validation, windows
 from labkit.flink.parsing import TIME_FORMAT
-from labkit.flink.sql import statement
+from labkit.flink.sql import indented, seconds_between, statement
 from labkit.flink.validation import MAX_MESSAGE_CHARS
 
 
@@ -67,8 +67,9 @@ def _route_inserts() -> dict[str, str]:
             SELECT m_name, m_value, m_timestamp,
                    DATE_FORMAT(sent_at, '{TIME_FORMAT}'),
                    DATE_FORMAT(watermark_at, '{TIME_FORMAT}'),
-                   TIMESTAMPDIFF(SECOND, ts, watermark_at),
-                   TIMESTAMPDIFF(SECOND, ts, sent_at),
+                   -- behind_watermark_s, delay_s: in 64 bits, for readings centuries old
+                   {indented([seconds_between("ts", "watermark_at")], " " * 19)},
+                   {indented([seconds_between("ts", "sent_at")], " " * 19)},
                    kafka_partition, kafka_offset
             FROM input_classified
             WHERE is_late
@@ -77,7 +78,8 @@ def _route_inserts() -> dict[str, str]:
         "invalid": statement(
             f"""
             INSERT INTO input_invalid
-            SELECT problem, SUBSTRING(message, 1, {MAX_MESSAGE_CHARS}), CHAR_LENGTH(message),
+            SELECT problem, SUBSTRING(message, 1, {MAX_MESSAGE_CHARS}),
+                   COALESCE(CHAR_LENGTH(message), 0),  -- a tombstone has no message: 0
                    DATE_FORMAT(sent_at, '{TIME_FORMAT}'), kafka_partition, kafka_offset
             FROM input_classified
             WHERE problem IS NOT NULL

@@ -106,7 +106,8 @@ def rollup_inserts() -> dict[str, str]:
             f"""
             INSERT INTO output_rollup
             SELECT m_name, '{resolution}', DATE_FORMAT(window_start, '{TIME_FORMAT}'),
-                   SUM(m_value), COUNT(*), SUM(TIMESTAMPDIFF(SECOND, window_start, ts))
+                   SUM(m_value), COUNT(*),
+                   SUM(CAST(TIMESTAMPDIFF(SECOND, window_start, ts) AS BIGINT))  -- 64 bits
             FROM TABLE(TUMBLE(TABLE readings, DESCRIPTOR(ts), INTERVAL {interval}))
             GROUP BY m_name, window_start, window_end
             """

@@ -24,7 +24,8 @@ from labkit.hbase.layout import Row, TableKind
 
 log = logging.getLogger(__name__)
 
-_JSON = json.JSONDecoder()
+# Every number as a float, as the job reads m_value (a DOUBLE): "-0" is then -0.0, not 0.
+_JSON = json.JSONDecoder(parse_int=float)
 
 
 def _value(record: kafka.Record) -> bytes:

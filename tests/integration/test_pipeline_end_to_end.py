@@ -42,13 +42,13 @@ def test_every_late_reading_is_in_the_late_table_with_its_watermark(outcome):
         f"{row.sensor}#{row.timestamp:%Y-%m-%d %H:%M:%S}#0-{row.offset:012d}".encode(): (
             repr(row.value),
             f"{row.watermark:%Y-%m-%d %H:%M:%S}",
+            str(row.behind_watermark_s),
+            str(row.delay_s),
         )
         for row in expected.late.itertuples()
     }
-    got = {
-        key: (columns[b"d:value"].decode(), columns[b"d:watermark"].decode())
-        for key, columns in stored.items()
-    }
+    columns = (b"d:value", b"d:watermark", b"d:behind_watermark_s", b"d:delay_s")
+    got = {key: tuple(row[c].decode() for c in columns) for key, row in stored.items()}
     assert got == wanted
     assert len(wanted) > 0
     # Nothing is lost: every message is either on time or late (the simulator sends no junk).

@@ -8,6 +8,7 @@ import pytest
 
 from labkit import config, flink, sensors
 from labkit.flink import validation
+from labkit.flink.sql import double
 from labkit.flink.validation import Reason
 
 SETTINGS = config.load({"LABKIT_KAFKA_PORT": "19092"})
@@ -101,10 +102,11 @@ def test_range_checks_come_from_the_catalogue():
     for sensor in sensors.CATALOGUE:
         condition = checks[flink.range_reason(sensor)]
         assert condition.startswith(f"m_name = '{sensor.name}' AND (")
-        assert (f"m_value < {float(sensor.valid_min)!r}" in condition) == math.isfinite(
+        # DOUBLE literals: against a DECIMAL (0.0) Flink would order -0.0 below 0.
+        assert (f"m_value < {float(sensor.valid_min)!r}E0" in condition) == math.isfinite(
             sensor.valid_min
         )
-        assert (f"m_value > {float(sensor.valid_max)!r}" in condition) == math.isfinite(
+        assert (f"m_value > {float(sensor.valid_max)!r}E0" in condition) == math.isfinite(
             sensor.valid_max
         )
     assert (
@@ -119,3 +121,11 @@ def test_inserts_name_what_they_produce():
     assert {f"rollup_{r}" for r in sensors.ROLLUP_PERIODS} <= names
     meters = [s.name.lower() for s in sensors.CATALOGUE if s.kind is sensors.SensorKind.METER]
     assert {f"{m}_{what}" for m in meters for what in ("diff", "rest")} <= names
+
+
+def test_double_literals_are_in_exponent_form():
+    assert [double(v) for v in (0.0, -40, 85.5, 1e-05, 1e300)] == [
+        "0.0E0", "-40.0E0", "85.5E0", "1e-05", "1e+300",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="no literal"):
+        double(float("inf"))

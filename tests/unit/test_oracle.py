@@ -5,9 +5,10 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from labkit import oracle
+from labkit import oracle, sensors
 
 T0 = datetime(2024, 1, 1)
+SECOND = timedelta(seconds=1)
 
 
 def _frame(rows):
@@ -79,3 +80,16 @@ def test_daily_metrics_include_diffs_and_rests_only_with_yesterday():
     assert ("Wtot_DailyDiff", d1) not in daily.index
     assert daily.loc[("W1", d1), "value"] == pytest.approx(0.5)
     assert ("Etot_DailyDiff", date(2023, 12, 31)) not in daily.index
+
+
+def test_late_readings_count_their_seconds_in_64_bits_from_the_year_1():
+    late_1900 = sensors.Reading("TH1", 20.0, datetime(1900, 1, 1), T0)
+    late_year_1 = sensors.Reading("TH2", 20.0, datetime(1, 1, 1), T0 + timedelta(seconds=1))
+    first = sensors.Reading("W1", 0.5, T0, T0)
+    expected = oracle.expected(oracle.messages_frame([first, late_1900, late_year_1]))
+    late = expected.late.set_index("sensor")
+    watermark = T0 - timedelta(minutes=15)
+    assert late.loc["TH1", "behind_watermark_s"] == (watermark - datetime(1900, 1, 1)) // SECOND
+    assert late.loc["TH1", "delay_s"] == (T0 - datetime(1900, 1, 1)) // SECOND > 2**31
+    assert late.loc["TH2", "delay_s"] == (T0 - datetime(1, 1, 1)) // SECOND + 1
+    assert late.loc["TH2", "timestamp"] == pd.Timestamp("0001-01-01")
