@@ -269,7 +269,7 @@ class LiveView:
             f"{live.sent:,} messages sent; simulated time {live.simulated_now:%Y-%m-%d %H:%M}; "
             f"{state}"
         )
-        over_time.plot(rates.index, rates["all"], "-", color="#4c72b0")
+        over_time.plot(rates.index, rates["all"], ".-", color="#4c72b0")
         for seconds, what in self.moves:
             over_time.axvline(seconds, color="grey", linestyle=":")
             over_time.annotate(what, (seconds, 0.98), xycoords=("data", "axes fraction"),
@@ -316,7 +316,7 @@ class LiveView:
         late.set_ylabel("stamped this many days earlier")
         late.set_ylim(0, 11)
         for axes in (readings, late):
-            locator = mdates.AutoDateLocator()
+            locator = few_date_ticks()
             axes.xaxis.set_major_locator(locator)
             axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
 
@@ -334,6 +334,15 @@ class LiveView:
         slider = change["owner"]
         value = slider.label if isinstance(slider, widgets.SelectionSlider) else change["new"]
         self.moves.append((time.monotonic() - self.started, f"{slider.description} = {value}"))
+
+
+def few_date_ticks() -> mdates.AutoDateLocator:
+    """Three to five ticks on a time axis, so that narrow panels stay legible. The longer
+    steps (an hour of minutes, a day of hours) let every range find one."""
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=5)
+    locator.intervald[mdates.MINUTELY] = [1, 5, 10, 15, 30, 60]
+    locator.intervald[mdates.HOURLY] = [1, 2, 3, 4, 6, 12, 24]
+    return locator
 
 
 def png(figure: Figure) -> bytes:
