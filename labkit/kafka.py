@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -25,6 +25,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from labkit import logs
 from labkit.config import Settings
 from labkit.errors import LabkitError
 from labkit.sensors import Reading
@@ -45,8 +46,19 @@ class DeliveryError(LabkitError, RuntimeError):
     """Some messages could not be delivered to Kafka."""
 
 
+def client_config(settings: Settings, **config: Any) -> dict[str, Any]:
+    """The configuration of every Kafka client of the lab: the broker, and librdkafka's log
+    lines sent to the lab's log file (a client that waits for a broker or a coordinator says so
+    on stderr otherwise, and a student reads it as an error)."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "logger": logs.kafka_clients(settings),
+        **config,
+    }
+
+
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    return AdminClient(client_config(settings))
 
 
 def topic_partitions(settings: Settings, topic: str) -> int:
@@ -157,14 +169,16 @@ class BatchProducer:
 
     def __init__(self, settings: Settings, poll_every: int = 1000, **config: object) -> None:
         self.producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "linger.ms": 20,
-                "batch.size": 1_000_000,
-                "compression.type": "lz4",
-                "enable.idempotence": True,  # retries never duplicate or reorder a message
-                **config,
-            }
+            client_config(
+                settings,
+                **{
+                    "linger.ms": 20,
+                    "batch.size": 1_000_000,
+                    "compression.type": "lz4",
+                    "enable.idempotence": True,  # retries never duplicate or reorder a message
+                    **config,
+                },
+            )
         )
         self.poll_every = poll_every
         self.sent = 0
@@ -267,13 +281,15 @@ def to_record(message) -> Record:
 def consumer(settings: Settings, group: str | None = None, **config: object) -> Consumer:
     """A consumer that starts at the earliest offset and commits only when told to."""
     return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": group or f"labkit-reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            **config,
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": group or f"labkit-reader-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                **config,
+            },
+        )
     )
 
 
@@ -325,7 +341,8 @@ def settled(
         except KafkaException as error:
             if not is_passing(error.args[0]) or time.monotonic() > deadline:
                 raise
-            log.warning("Kafka: %s failed (%s); retrying in %.1f s", what, error.args[0], delay)
+            # It recovers by itself: news for the log file, not a warning on the console.
+            log.info("Kafka: %s failed (%s); retrying in %.1f s", what, error.args[0], delay)
         if stop.wait(delay):
             return None
         delay = min(delay * 2, 2.0)

@@ -8,10 +8,12 @@ layer, with progress bars and a summary of what landed where. ``LiveSimulation``
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,8 @@ from tqdm.auto import tqdm
 
 from labkit import flink, hbase, kafka, oracle, sensors
 from labkit.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -149,7 +153,8 @@ class LiveSimulation:
 
     It runs in a background thread until ``stop()`` (or ``seconds``, if given, have passed).
     ``update(...)`` changes the scenario's knobs (rates, sensors off, late events) and
-    ``speed`` may be changed at any time: the notebook sliders do both while it runs.
+    ``speed`` may be changed at any time: the notebook sliders do both while it runs, and
+    ``on_end`` tells them when it has ended.
     """
 
     def __init__(
@@ -176,6 +181,9 @@ class LiveSimulation:
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ended = False
+        self._on_end: list[Callable[[], None]] = []
+        self._end_lock = threading.Lock()
 
     @property
     def scenario(self) -> sensors.Scenario:
@@ -193,6 +201,24 @@ class LiveSimulation:
         """Change knobs of the running scenario, e.g. ``update(late_2d_every=5)``."""
         self.simulator.scenario = replace(self.simulator.scenario, **changes)
 
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the simulation has ended (stopped, or its time is up), in
+        the thread that ends it; at once if it already has."""
+        with self._end_lock:
+            if not self._ended:
+                self._on_end.append(callback)
+                return
+        callback()
+
+    def _finish(self) -> None:
+        with self._end_lock:
+            self._ended, callbacks, self._on_end = True, self._on_end, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a broken callback must not hide the run's end
+                log.exception("a callback at the end of the live simulation failed")
+
     def start(self, seconds: float | None = None) -> LiveSimulation:
         self._thread = threading.Thread(
             target=self._run, args=(seconds,), name="live-simulation", daemon=True
@@ -204,6 +230,8 @@ class LiveSimulation:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
+        else:  # never started: it has ended all the same
+            self._finish()
         if self.error is not None:
             raise self.error
 
@@ -245,6 +273,8 @@ class LiveSimulation:
             producer.flush()
         except BaseException as error:  # noqa: BLE001 - handed to the caller by stop()
             self.error = error
+        finally:
+            self._finish()
 
 
 class LivePipeline:

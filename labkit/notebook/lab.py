@@ -24,7 +24,7 @@ def architecture() -> Figure:
     """The lab's layers, left to right, as a picture."""
     figure = Figure(figsize=(13, 2.6))
     axes = figure.add_subplot()
-    axes.set_xlim(0, len(LAYERS) * 2)
+    axes.set_xlim(0, len(LAYERS) * 2)  # a diagram, not a plot: it has no axes to label
     axes.set_ylim(0, 2)
     axes.axis("off")
     for index, (title, text) in enumerate(LAYERS):
@@ -45,12 +45,14 @@ def architecture() -> Figure:
 
 
 def health(settings: Settings) -> pd.DataFrame:
-    """The lab's services: state (ready, starting, stopped), pid and ports."""
+    """The lab's services: state (ready, starting, stopped), pid and ports. A service that
+    does not run has no pid: "-", as ``labkit status`` writes it (pandas would turn the
+    column into floats around a missing value)."""
     rows = [
         {
             "service": row.service,
             "state": row.state,
-            "pid": row.pid,
+            "pid": row.pid or "-",
             "ports": ", ".join(f"{role} {port}" for role, port in row.ports.items()),
         }
         for row in services.status(settings)

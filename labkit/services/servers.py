@@ -346,6 +346,11 @@ class HBaseThrift(HBaseProcess):
         return True
 
 
+# The JupyterLab plugin that fetches Jupyter news (after asking, in a pop-up) and checks for
+# newer versions.
+ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
+
+
 @dataclass(frozen=True)
 class JupyterLab(Service):
     def ports(self, settings: Settings) -> dict[str, int]:
@@ -364,6 +369,23 @@ class JupyterLab(Service):
 
     def url(self, settings: Settings) -> str:
         return f"http://127.0.0.1:{settings.jupyter_port}/lab?token={self.token(settings)}"
+
+    def config_dir(self, settings: Settings) -> Path:
+        """A Jupyter config directory of the lab's own, searched before the user's."""
+        return settings.conf_dir / "jupyter"
+
+    def prepare(self, settings: Settings) -> None:
+        # JupyterLab's announcements plugin asks, over the first notebook a student opens,
+        # whether to fetch Jupyter news, and checks for updates (network traffic a lab on a
+        # closed network cannot make). Disabled as `jupyter labextension disable` would, but
+        # for the lab's JupyterLab only.
+        page_config = self.config_dir(settings) / "labconfig" / "page_config.json"
+        page_config.parent.mkdir(parents=True, exist_ok=True)
+        page_config.write_text(json.dumps({"disabledExtensions": {ANNOUNCEMENTS: True}}))
+
+    def environment(self, settings: Settings) -> dict[str, str]:
+        searched = [str(self.config_dir(settings)), os.environ.get("JUPYTER_CONFIG_PATH", "")]
+        return {"JUPYTER_CONFIG_PATH": os.pathsep.join(path for path in searched if path)}
 
     def command(self, settings: Settings, console_logs: bool = False) -> list[str]:
         return [

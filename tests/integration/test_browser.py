@@ -101,6 +101,8 @@ def test_notebook_01_runs_in_jupyterlab_with_its_sliders_and_plots(stack, notebo
             assert errors == 0
             assert sliders >= 10  # speed, seven sensors, two kinds of late events
             assert images >= 2  # the overview and the live chart
+            # No pop-up over the notebook asks about Jupyter news.
+            assert page.get_by_text("official Jupyter news").count() == 0
         finally:
             page.screenshot(path=str(SCREENSHOTS / "01_sensors_last.png"))
             browser.close()

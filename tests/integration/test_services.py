@@ -1,8 +1,11 @@
 """The lab's processes: up, status and down tell the truth and touch only what is ours."""
 
+import json
+import re
 import urllib.request
 
 from labkit import services
+from labkit.services.servers import ANNOUNCEMENTS
 
 
 def _stack_status(settings):
@@ -46,3 +49,17 @@ def test_down_leaves_no_process_of_ours_then_up_again(stack):
     finally:
         services.up(stack, progress=lambda message: None)
     assert all(row.state == "ready" for row in _stack_status(stack).values())
+
+
+def test_jupyterlab_starts_without_the_jupyter_news_pop_up(stack):
+    """The page JupyterLab serves leaves out the plugin that asks, in a pop-up over the first
+    notebook, whether to fetch Jupyter news (and that checks for updates online)."""
+    services.start(services.JUPYTER, stack)
+    services.wait_ready(services.JUPYTER, stack, timeout=120)
+    with urllib.request.urlopen(services.JUPYTER.url(stack), timeout=30) as response:
+        page = response.read().decode()
+    found = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                      page, re.DOTALL)  # fmt: skip
+    assert found, "JupyterLab's page carries no configuration"
+    page_config = json.loads(found.group(1))
+    assert ANNOUNCEMENTS in page_config["disabledExtensions"]

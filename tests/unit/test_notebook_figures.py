@@ -1,11 +1,14 @@
 """labkit.notebook without the services: figures, tables, sliders and exercise checks."""
 
+import random
 import time
 
 import pandas as pd
 from IPython.display import DisplayHandle
 
 from labkit import config, notebook, oracle, pipeline, sensors
+from labkit.exercises import sensors as checks
+from notebooks.solutions.sensors import EtotMeter
 
 READINGS = list(sensors.simulate(sensors.Scenario(days=3, seed=1)))
 
@@ -29,8 +32,10 @@ def test_sensor_overview_has_a_histogram_per_interval_sensor_and_a_timeline():
     interval = [s for s in sensors.CATALOGUE if s.kind == "interval"]
     assert len(figure.axes) == len(interval) + 1
     # Each histogram counts the sensor's on-time readings: 96 a day for three days.
-    for axes in figure.axes[:-1]:
+    for axes, sensor in zip(figure.axes[:-1], interval, strict=True):
         assert sum(patch.get_height() for patch in axes.patches) == 3 * sensors.TICKS_PER_DAY
+        assert axes.get_xlabel() == f"value ({sensor.unit})" and axes.get_ylabel() == "readings"
+    assert figure.axes[-1].get_xlabel() and figure.axes[-1].get_ylabel() == "sensor"
 
 
 def test_readings_frame_measures_how_late_each_reading_was_sent():
@@ -40,18 +45,51 @@ def test_readings_frame_measures_how_late_each_reading_was_sent():
     assert set(late["sensor"]) == {"W1"}
 
 
+def sliders(panel) -> dict:
+    return {child.description: child for child in panel.children if hasattr(child, "disabled")}
+
+
 def test_knob_panel_sliders_change_the_running_scenario():
     live = pipeline.LiveSimulation(config.load({}), sensors.Scenario())  # not started: knobs only
-    panel = notebook.sensors.knob_panel(live)
-    sliders = {child.description: child for child in panel.children if hasattr(child, "value")}
-    sliders["TH1: 1 per N ticks"].value = 4
-    sliders["TH2: 1 per N ticks"].value = 0
-    sliders["2-day-late W1 every N"].value = 7
-    sliders["speed (sim s / s)"].value = 100
+    knobs = sliders(notebook.sensors.knob_panel(live))
+    knobs["TH1: 1 per N ticks"].value = 4
+    knobs["TH2: 1 per N ticks"].value = 0
+    knobs["2-day-late W1 every N"].value = 7
+    knobs["speed (sim s / s)"].value = 21_600.0
     assert live.scenario.every["TH1"] == 4
     assert "TH2" in live.scenario.disabled
     assert live.scenario.late_2d_every == 7
-    assert live.speed == 100
+    assert live.speed == 21_600.0
+
+
+def test_the_speed_slider_is_exact_at_the_speeds_the_notebooks_use():
+    for speed, label in ((86_400.0, "1 day/s"), (3600.0, "1 h/s"), (43_200.0, "12 h/s")):
+        live = pipeline.LiveSimulation(config.load({}), sensors.Scenario(), speed=speed)
+        slider = sliders(notebook.sensors.knob_panel(live))["speed (sim s / s)"]
+        assert slider.value == speed and slider.label == label
+    # A speed between the stops becomes a stop of its own, written as it is.
+    assert (notebook.sensors.speed_options(1800.0)[1]) == ("30 min/s", 1800.0)
+    assert ("1234 s/s", 1234.0) in notebook.sensors.speed_options(1234.0)
+
+
+def test_the_sliders_are_disabled_when_the_simulation_ends():
+    live = pipeline.LiveSimulation(config.load({}), sensors.Scenario())
+    panel = notebook.sensors.knob_panel(live)
+    assert not any(slider.disabled for slider in sliders(panel).values())
+    live.stop()
+    assert all(slider.disabled for slider in sliders(panel).values())
+    assert "ended" in panel.children[-1].value
+    # A panel made after the end is disabled at once.
+    assert all(s.disabled for s in sliders(notebook.sensors.knob_panel(live)).values())
+
+
+def test_meter_figure_plots_the_meters_readings_and_growth_with_labelled_axes():
+    sent = checks.run_sensor(EtotMeter(checks.FIRST_READING, random.Random(3)), days=20)
+    figure = notebook.sensors.meter_figure(sent)
+    reading, growth = figure.axes
+    assert len(reading.lines[0].get_xdata()) == 20
+    assert sum(bar.get_height() for bar in growth.patches) == 19  # growth between readings
+    assert all(axes.get_xlabel() and axes.get_ylabel() for axes in figure.axes)
 
 
 def test_watch_redraws_in_place_until_its_time_is_up():
