@@ -24,7 +24,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "02_kafka.ipynb": {"speed": 43200.0, "live_seconds": 8},
     "03_flink_sql.ipynb": {"speed": 86400.0, "live_seconds": 25},
     "04_hbase.ipynb": {"days": 4},
-    "05_grafana_api.ipynb": {"days": 2},
+    "05_grafana_api.ipynb": {"days": 3},
     "06_end_to_end.ipynb": {"speed": 86400.0, "live_seconds": 25},
 }
 MODES = {"solutions": True, "skeletons": False}
