@@ -323,8 +323,9 @@ def check_api(
     with Checker("05.grafana_api", HINT) as check:
         with recorded_scans() as made:
             app = check.run(make_app, settings)
-        check.require(callable(app), "a WSGI app", f"`{make_app.__name__}` returned "
-                      f"{app!r:.60}, not a WSGI app (falcon.App() is one)")  # fmt: skip
+        name = getattr(make_app, "__name__", "your function")
+        check.require(callable(app), "a WSGI app", f"`{name}` returned {app!r:.60}, "
+                      "not a WSGI app (falcon.App() is one)")  # fmt: skip
         early = scans_finding(made, 0, 0)
         if early:
             _note(check, "making the app", [(f"before any request, {early[0]}", early[1])], "")

@@ -82,15 +82,6 @@ class Incident:
     what: str
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise LabkitError(f"Gave up waiting for {what} after {timeout:.0f} s: is the lab "
-                              "up (`labkit status`)? Its logs: `labkit logs kafka`.")  # fmt: skip
-        time.sleep(0.25)
-
-
 class LiveRun:
     """Sensors -> Kafka -> live Flink job -> Kafka -> ``labkit write`` -> HBase, with failures."""
 
@@ -103,7 +94,6 @@ class LiveRun:
         self.job: flink.RunningJob | None = None
         self.incidents: list[Incident] = []
         self.samples: list[dict[str, float]] = []
-        self.checkpoint: Path | None = None
         self._started = 0.0
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, name="live-run-sampler", daemon=True)
@@ -138,6 +128,21 @@ class LiveRun:
         """The latest sample as a one-row table (the live view)."""
         return pd.DataFrame([self.samples[-1] if self.samples else self.measure()])
 
+    def _wait(self, condition: Callable[[], bool], what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise LabkitError(
+                    f"Gave up waiting for {what} after {timeout:.0f} s: is the lab up "
+                    f"(`labkit status`)? The writer's log is {self.log}."
+                )
+            time.sleep(0.25)
+
+    def _running(self) -> tuple[WriterProcess, flink.RunningJob]:
+        if self.writer is None or self.job is None:
+            raise LabkitError("The run is not running: start() it first")
+        return self.writer, self.job
+
     def _note(self, what: str) -> str:
         self.incidents.append(Incident(time.monotonic() - self._started, self.day, what))
         return f"{what} (after {self.incidents[-1].at_s:.0f} s, on simulated day {self.day:.1f})"
@@ -156,12 +161,12 @@ class LiveRun:
 
     def kill_writer(self, timeout: float = 300) -> str:
         """Once the writer has committed rows, kill it with SIGKILL mid-stream."""
-        assert self.writer is not None, "start() the run first"
-        _wait(lambda: self.committed() > 0, "the writer's first commit", timeout)
-        self.writer.kill()
+        writer, _ = self._running()
+        self._wait(lambda: self.committed() > 0, "the writer's first commit", timeout)
+        writer.kill()
         committed, stored = self.committed(), hbase.count_rows(self.settings, TableKind.RAW)
         return self._note(
-            f"labkit write (pid {self.writer.pid}) killed with SIGKILL: it had committed "
+            f"labkit write (pid {writer.pid}) killed with SIGKILL: it had committed "
             f"{committed:,} raw messages, and HBase held {stored:,} raw rows"
         )
 
@@ -172,19 +177,22 @@ class LiveRun:
 
     def cancel_job(self, timeout: float = 120) -> str:
         """Once the live job has a checkpoint, cancel the job (the sensors keep sending)."""
-        assert self.job is not None, "start() the run first"
-        _wait(lambda: flink.latest_checkpoint(self.settings) is not None, "a checkpoint", timeout)
-        self.checkpoint = flink.latest_checkpoint(self.settings)
-        self.job.cancel()
+        _, job = self._running()
+        self._wait(lambda: self._checkpoint() is not None, "the job's first checkpoint", timeout)
+        job.cancel()
         self.job = None
-        name = self.checkpoint.name if self.checkpoint else "?"
-        return self._note(f"Flink job cancelled; its last checkpoint is {name}")
+        return self._note(f"Flink job cancelled; its last checkpoint is {self._checkpoint()}")
 
     def restore_job(self) -> str:
         """Start the live job again from its last checkpoint: offsets and open windows."""
+        checkpoint = self._checkpoint()  # the one start_pipeline restores (the newest)
         self.job = flink.start_pipeline(self.settings, bounded=False, restore=True)
-        checkpoint = flink.latest_checkpoint(self.settings)
-        return self._note(f"Flink job restored from {checkpoint.name if checkpoint else '?'}")
+        return self._note(f"Flink job restored from {checkpoint}")
+
+    def _checkpoint(self) -> str | None:
+        """The name of the newest complete checkpoint (``chk-3``)."""
+        newest = flink.latest_checkpoint(self.settings)
+        return newest.name if newest is not None else None
 
     def stop(self, timeout: float = 300) -> bool:
         """Stop the sensors, wait until HBase holds as many raw readings and closed days as

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from labkit import api
+from labkit import api, config
 from labkit.dashboard.compare import Cause, PanelComparison, SeriesComparison
 from labkit.dashboard.preview import PanelData
 from labkit.errors import LabkitError
@@ -149,3 +149,12 @@ def test_the_differences_are_explained_in_words():
     assert "0 of 2 panels draw exactly what the notebook computes." in text
     assert "Window edges: a day appears on one side only" in text
     assert "cause" not in grafana_api.differences_table(found).columns
+
+
+def test_something_else_than_an_app_is_wrong_before_any_request():
+    settings = config.load({})
+    start = datetime(2024, 1, 1)
+    verdict = checks.check_api(lambda mine: 42, settings, start, start + timedelta(days=2))
+    assert verdict.status is Status.WRONG
+    assert "`<lambda>` returned 42, not a WSGI app" in verdict.text()
+    assert checks.check_api(lambda mine: None, settings, start, start).status is Status.NOT_YET
