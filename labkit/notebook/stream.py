@@ -43,6 +43,8 @@ def daily_figure(daily: pd.DataFrame) -> Figure:
             rows = daily[daily["metric"] == metric].sort_values("day")
             axes.plot(pd.to_datetime(rows["day"]), rows["value"], ".-", label=metric)
         axes.set_title(title)
+        axes.set_xlabel("day")
+        axes.set_ylabel("value of the day")
         axes.legend(fontsize=8)
         axes.tick_params(axis="x", labelrotation=30, labelsize=8)
     figure.tight_layout()

@@ -24,8 +24,8 @@ QUICK: dict[str, dict[str, Any]] = {
     "02_kafka.ipynb": {"live_seconds": 10},
     "03_flink_sql.ipynb": {"speed": 86400.0, "live_seconds": 25},
     "04_hbase.ipynb": {"days": 4, "layout_days": 35, "repeats": 2},
-    "05_grafana_api.ipynb": {"days": 2},
-    "06_end_to_end.ipynb": {"speed": 86400.0, "live_seconds": 25},
+    "05_grafana_api.ipynb": {"days": 3},
+    "06_end_to_end.ipynb": {"speed": 21600.0, "live_seconds": 5, "outage_seconds": 3},
 }
 MODES = {"solutions": True, "skeletons": False}
 
