@@ -44,9 +44,13 @@ def size(content: object) -> int:
         for axes in content.axes:
             points += sum(int(np.size(line.get_xdata())) for line in axes.lines)
             points += sum(int(np.shape(c.get_offsets())[0]) for c in axes.collections)
-            # Bars and histogram bins: rectangles of some height (or width, lying down).
-            bars = [patch for patch in axes.patches if isinstance(patch, Rectangle)]
-            points += sum(1 for bar in bars if bar.get_height() or bar.get_width())
+            # Bars and histogram bins count when they have some height (or width, lying down);
+            # other shapes (a diagram's boxes and arrows) always count.
+            points += sum(
+                1
+                for patch in axes.patches
+                if not isinstance(patch, Rectangle) or patch.get_height() or patch.get_width()
+            )
             points += len(axes.images)
         return points
     return len(content) if hasattr(content, "__len__") else 1

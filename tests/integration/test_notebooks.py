@@ -4,6 +4,7 @@ the reference solutions (every check passes) and with the skeletons a student st
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import papermill
 import pytest
 
 from labkit.config import PROJECT_ROOT
+
+from .browser import FOLDER, SCREENSHOTS, chromium, notebook_folder, notebook_url, open_notebook
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 BUILD = PROJECT_ROOT / "build" / "notebooks"
@@ -28,6 +31,15 @@ QUICK: dict[str, dict[str, Any]] = {
     "06_end_to_end.ipynb": {"speed": 21600.0, "live_seconds": 5, "outage_seconds": 3},
 }
 MODES = {"solutions": True, "skeletons": False}
+# Each notebook's key figure (what `notebook.show` called it), photographed in JupyterLab.
+KEY_FIGURES = {
+    "00_start_here": "the lab's layers",
+    "01_sensors": "distributions and the first day's cadence",
+    "02_kafka": "the group's lag over time",
+    "04_hbase": "rows read and time per layout",
+    "05_grafana_api": "the dashboard preview",
+    "06_end_to_end": "the live run's timeline",
+}
 
 
 def _sources() -> list[Path]:
@@ -40,16 +52,28 @@ def _outputs(notebook: nbformat.NotebookNode) -> list[dict]:
     ]
 
 
-def _marks(notebook: nbformat.NotebookNode) -> list[dict]:
-    """The lab's marks in the outputs' metadata (``display(..., metadata=)`` puts them at the
+def _marks_of(output: dict) -> list[dict]:
+    """The lab's marks in an output's metadata (``display(..., metadata=)`` puts them at the
     top; a ``_repr_*_`` method under its MIME type)."""
-    marks = []
-    for output in _outputs(notebook):
-        metadata = output.get("metadata", {})
-        for scope in (metadata, *metadata.values()):
-            if isinstance(scope, dict) and "labkit" in scope:
-                marks.append(scope["labkit"])
-    return marks
+    metadata = output.get("metadata", {})
+    return [
+        scope["labkit"]
+        for scope in (metadata, *metadata.values())
+        if isinstance(scope, dict) and "labkit" in scope
+    ]
+
+
+def _marks(notebook: nbformat.NotebookNode) -> list[dict]:
+    return [mark for output in _outputs(notebook) for mark in _marks_of(output)]
+
+
+def cell_showing(notebook: nbformat.NotebookNode, what: str) -> int:
+    """The index (among all cells) of the cell whose output is ``what``."""
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if any(mark.get("shown") == what for mark in _marks_of(output)):
+                return index
+    raise AssertionError(f"no cell shows {what!r}")
 
 
 def verdicts(notebook: nbformat.NotebookNode) -> dict[str, str]:
@@ -103,3 +127,24 @@ def test_notebook_runs_top_to_bottom(stack, source: Path, mode: str):
     expected = "passed" if MODES[mode] else "not yet"
     assert {name: status for name, status in recorded.items() if status != expected} == {}
     assert recorded, "the notebook recorded no verdict"
+
+
+@pytest.mark.parametrize("source", _sources(), ids=lambda path: path.stem)
+def test_key_figure_is_seen_in_jupyterlab(stack, source: Path):
+    """The solutions pass above left the executed notebook; JupyterLab shows its key figure,
+    which is kept as a screenshot in build/screenshots/."""
+    executed = BUILD / f"{source.stem}.solutions.ipynb"
+    assert executed.exists(), f"{source.name} did not run with its solutions above"
+    index = cell_showing(nbformat.read(executed, as_version=4), KEY_FIGURES[source.stem])
+    with notebook_folder(stack) as folder, chromium() as browser:
+        shutil.copy(executed, folder / source.name)
+        # A window tall enough for the tallest figure (the dashboard preview).
+        url = notebook_url(stack, f"{FOLDER}/{source.name}")
+        page = open_notebook(browser, url, height=2600)
+        cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+        cell.scroll_into_view_if_needed()
+        image = cell.locator(".jp-OutputArea-output img").first
+        image.wait_for(timeout=60_000)
+        box = image.bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 150, box
+        image.screenshot(path=str(SCREENSHOTS / f"{source.stem}.png"))
