@@ -45,7 +45,7 @@ def test_table_frame_and_comparison_figure(url, data):
         api.call(url, "/query", api.panel_request(["TH1_raw"], start, end))
     )
     stored = hbase.read_series(data.settings, "TH1", start, end)["value"]
-    figure = notebook.grafana_api.comparison_figure(stored, served["TH1_raw"], "TH1")
+    figure = notebook.grafana_api.comparison_figure(stored, served["TH1_raw"], "TH1", "°C")
     assert len(figure.axes) == 2 and "readings" in figure.axes[0].get_title()
 
 
