@@ -58,7 +58,10 @@ def _prepare_gateway(settings: Settings) -> None:
     log_dir = settings.logs_dir / "flink"
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLINK_LOG_DIR", str(log_dir))
-    os.environ.setdefault("JVM_ARGS", f"-Xmx{settings.flink_heap}")
+    # The client compiler only (C1): the lab's jobs run for seconds to minutes, too short for
+    # the optimising compiler's work to pay back on two shared cores. It halves the CPU of a
+    # start and is faster even for a simulated year (docs/benchmarks.md). JVM_ARGS overrides.
+    os.environ.setdefault("JVM_ARGS", f"-Xmx{settings.flink_heap} -XX:TieredStopAtLevel=1")
 
 
 def table_environment(settings: Settings, streaming: bool = True) -> Any:
