@@ -22,7 +22,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "00_start_here.ipynb": {"start_services": True},
     "01_sensors.ipynb": {"days": 2, "speed": 86400.0, "live_seconds": 5},
     "02_kafka.ipynb": {"speed": 43200.0, "live_seconds": 8},
-    "03_flink_sql.ipynb": {"speed": 86400.0, "live_seconds": 25},
+    "03_flink_sql.ipynb": {"days": 2.5, "speed": 86400.0, "live_seconds": 20},
     "04_hbase.ipynb": {"days": 4},
     "05_grafana_api.ipynb": {"days": 2},
     "06_end_to_end.ipynb": {"speed": 86400.0, "live_seconds": 25},
