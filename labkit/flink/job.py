@@ -193,7 +193,8 @@ def start_pipeline(settings: Settings, bounded: bool, restore: bool = False) -> 
                 "job without restore=True first."
             )
         config.set("execution.state-recovery.path", checkpoint.as_uri())
-    rest = rest_url(env) if settings.flink_mode is FlinkMode.LOCAL else ""
+    local = settings.flink_mode is FlinkMode.LOCAL
+    rest = rest_url(env) if local else f"http://{settings.flink_jobmanager}"
     _declare_tables(env, settings, bounded)
     # The optimiser's work is kept as a compiled plan between starts (labkit.flink.plans).
     key = plans.plan_key(config.get_configuration().to_dict(), settings, bounded)
