@@ -177,8 +177,9 @@ def _arrivals(axes: Axes, shown: pd.DataFrame) -> None:
                  label="late: at or behind the watermark")  # fmt: skip
     far = late[late["timestamp"] < floor]
     for offset, stamp in zip(far["offset"], far["timestamp"], strict=True):
-        axes.annotate(f"late W1 of {stamp:%m-%d %H:%M} ↓", (offset, floor), color="red",
-                      fontsize=8, ha="center", va="bottom", rotation=90)  # fmt: skip
+        axes.annotate(f"late W1 of {stamp:%m-%d %H:%M} ↓", (offset, floor), xytext=(0, 4),
+                      textcoords="offset points", color="red", fontsize=8, ha="center",
+                      va="bottom", rotation=90)  # fmt: skip
     if len(watermark):
         at, level = watermark.iloc[-1]
         axes.annotate("", (at, level), (at, level + oracle.WATERMARK_DELAY),
@@ -190,7 +191,8 @@ def _arrivals(axes: Axes, shown: pd.DataFrame) -> None:
         what = "MOV1" if mov1 else f"late {row['sensor']}"
         text = f"{what} of {row['timestamp']:%H:%M:%S}, sent {row['sent_at']:%H:%M}"
         # Labels to the right of the first MOV1, to the left of late readings (at the end).
-        axes.annotate(text, (row["offset"], row["timestamp"]), xytext=(8 if mov1 else -8, -16),
+        offset = (8, -16) if mov1 else (-12, -3)
+        axes.annotate(text, (row["offset"], row["timestamp"]), xytext=offset,
                       textcoords="offset points", fontsize=8,
                       horizontalalignment="left" if mov1 else "right")  # fmt: skip
     axes.set_ylim(floor, newest + pd.Timedelta(minutes=10))
