@@ -90,9 +90,11 @@ def table_environment(settings: Settings, streaming: bool = True) -> Any:
     # keep the rows they are given).
     config.set("pipeline.object-reuse", "true")
     if settings.flink_mode is FlinkMode.LOCAL:
-        # The mini-cluster's REST API (job graph, checkpoints, metrics: labkit.flink.runtime)
-        # on a free port of the loopback interface only.
-        config.set("rest.bind-address", "127.0.0.1")
+        # The mini-cluster's servers on the loopback interface only (its blob server listens on
+        # every interface otherwise), and its REST API (job graph, checkpoints, metrics:
+        # labkit.flink.runtime) on a free port.
+        for bind_host in ("jobmanager.bind-host", "taskmanager.bind-host", "rest.bind-address"):
+            config.set(bind_host, "127.0.0.1")
         config.set("rest.address", "127.0.0.1")
         config.set("rest.bind-port", str(_free_port()))
     return env
