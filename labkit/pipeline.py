@@ -155,6 +155,8 @@ class LiveSimulation:
     ``update(...)`` changes the scenario's knobs (rates, sensors off, late events) and
     ``speed`` may be changed at any time: the notebook sliders do both while it runs, and
     ``on_end`` tells them when it has ended.
+    ``first_tick`` continues a scenario whose earlier ticks were sent already (by
+    ``sensors.Simulator`` ticked as far): the sensors go on from the same state.
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class LiveSimulation:
         keep: int = 20_000,
         keep_all: bool = False,
         topic: str | None = None,
+        first_tick: int = 0,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive (simulated seconds per wall second)")
@@ -177,7 +180,9 @@ class LiveSimulation:
         self.recent: deque[sensors.Reading] = deque(maxlen=keep)
         # Every reading sent, for an oracle check afterwards (a live run of a few weeks).
         self.history: list[sensors.Reading] | None = [] if keep_all else None
-        self.tick = 0
+        for tick in range(first_tick):  # the sensors' state (meters, random numbers) so far
+            self.simulator.tick(tick)
+        self.tick = first_tick
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -246,7 +251,7 @@ class LiveSimulation:
         topic = self.topic
         started = time.monotonic()
         # The simulated clock is anchored to the wall clock; a speed change re-anchors it.
-        anchor_wall, anchor_tick, anchor_speed = started, 0, self.speed
+        anchor_wall, anchor_tick, anchor_speed = started, self.tick, self.speed
         try:
             while not self._stop.is_set():
                 if seconds is not None and time.monotonic() - started >= seconds:

@@ -125,7 +125,7 @@ def late_at_watermark(answer: object) -> Verdict:
         "03.late_at_watermark",
         answer,
         True,
-        "the job's rule is `ts <= CURRENT_WATERMARK(ts)`: at the watermark counts. (A window "
-        "by itself would still take the reading until the window closes: the rule is the "
-        "job's own, so that late readings never reach an aggregate.)",
+        "read the lab's rule again (part 1, 'Two answers'): which side of the watermark does "
+        "a reading exactly at it fall on? Not the window's rule: a daily window alone would "
+        "still take this reading, its day is open.",
     )

@@ -9,6 +9,7 @@ executes ``labkit/flink/__main__.py`` in a client process.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 from labkit.config import FlinkMode, Settings
 from labkit.errors import ServiceError
-from labkit.flink import tables, views
+from labkit.flink import plans, tables, views
 from labkit.jvm import check_java, jar_group
 
 
@@ -57,7 +58,10 @@ def _prepare_gateway(settings: Settings) -> None:
     log_dir = settings.logs_dir / "flink"
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLINK_LOG_DIR", str(log_dir))
-    os.environ.setdefault("JVM_ARGS", f"-Xmx{settings.flink_heap}")
+    # The client compiler only (C1): the lab's jobs run for seconds to minutes, too short for
+    # the optimising compiler's work to pay back on two shared cores. It halves the CPU of a
+    # start and is faster even for a simulated year (docs/benchmarks.md). JVM_ARGS overrides.
+    os.environ.setdefault("JVM_ARGS", f"-Xmx{settings.flink_heap} -XX:TieredStopAtLevel=1")
 
 
 def table_environment(settings: Settings, streaming: bool = True) -> Any:
@@ -85,7 +89,27 @@ def table_environment(settings: Settings, streaming: bool = True) -> Any:
     # Operators chained in one task pass rows on without copying them (SQL operators do not
     # keep the rows they are given).
     config.set("pipeline.object-reuse", "true")
+    if settings.flink_mode is FlinkMode.LOCAL:
+        # The mini-cluster's servers on the loopback interface only (its blob server listens on
+        # every interface otherwise), and its REST API (job graph, checkpoints, metrics:
+        # labkit.flink.runtime) on a free port.
+        for bind_host in ("jobmanager.bind-host", "taskmanager.bind-host", "rest.bind-address"):
+            config.set(bind_host, "127.0.0.1")
+        config.set("rest.address", "127.0.0.1")
+        config.set("rest.bind-port", str(_free_port()))
     return env
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def rest_url(env: Any) -> str:
+    """Where the REST API of a job started from ``env`` on the mini-cluster answers."""
+    config = env.get_config()
+    return f"http://{config.get('rest.address', '')}:{config.get('rest.bind-port', '')}"
 
 
 def declare(env: Any, settings: Settings, bounded: bool) -> None:
@@ -94,8 +118,16 @@ def declare(env: Any, settings: Settings, bounded: bool) -> None:
     Each view is registered from its query (``create_temporary_view``) rather than with
     CREATE VIEW: every statement then reads one and the same plan node, which Flink runs once.
     """
+    _declare_tables(env, settings, bounded)
+    _declare_views(env)
+
+
+def _declare_tables(env: Any, settings: Settings, bounded: bool) -> None:
     for table in (tables.source_table(settings, bounded), *tables.sink_tables(settings)):
         env.execute_sql(table)
+
+
+def _declare_views(env: Any) -> None:
     for name, select in views.views().items():
         env.create_temporary_view(name, env.sql_query(select))
 
@@ -105,6 +137,7 @@ class RunningJob:
     """A submitted pipeline job: wait for it (bounded) or cancel it (live)."""
 
     result: Any  # pyflink's TableResult
+    rest: str = ""  # the base URL of the REST API of the cluster that runs it
 
     @property
     def job_id(self) -> str:
@@ -162,11 +195,22 @@ def start_pipeline(settings: Settings, bounded: bool, restore: bool = False) -> 
                 "job without restore=True first."
             )
         config.set("execution.state-recovery.path", checkpoint.as_uri())
-    declare(env, settings, bounded)
+    local = settings.flink_mode is FlinkMode.LOCAL
+    rest = rest_url(env) if local else f"http://{settings.flink_jobmanager}"
+    _declare_tables(env, settings, bounded)
+    # The optimiser's work is kept as a compiled plan between starts (labkit.flink.plans).
+    key = plans.plan_key(config.get_configuration().to_dict(), settings, bounded)
+    plan = plans.stored_plan(settings, key)
+    if plan is not None:
+        try:
+            return RunningJob(plans.execute_stored(env, plan), rest)
+        except Exception as error:  # noqa: BLE001 - a plan this Flink cannot run: compile anew
+            plans.discard(plan, error)
+    _declare_views(env)
     statement_set = env.create_statement_set()
     for insert in views.inserts().values():
         statement_set.add_insert_sql(insert)
-    return RunningJob(statement_set.execute())
+    return RunningJob(plans.compile_and_execute(statement_set, settings, key), rest)
 
 
 def run_bounded(settings: Settings, poll: Callable[[], None] | None = None) -> None:

@@ -107,11 +107,7 @@ def test_watch_redraws_in_place_until_its_time_is_up():
     assert frames == len(shown) + 1 >= 4
 
 
-def test_watermark_and_daily_figures_plot_what_they_are_given():
-    frame = oracle.with_watermark(oracle.messages_frame(READINGS))
-    figure = notebook.stream.watermark_figure(frame)
-    late_points = figure.axes[0].collections[1].get_offsets()
-    assert len(late_points) == frame["late"].sum() > 0
+def test_the_daily_figure_plots_what_it_is_given():
     daily = oracle.expected(oracle.messages_frame(READINGS)).daily
     figure = notebook.stream.daily_figure(daily)
     plotted = sum(len(axes.lines) for axes in figure.axes)
