@@ -20,7 +20,7 @@ from typing import Any
 
 from labkit.config import FlinkMode, Settings
 from labkit.errors import ServiceError
-from labkit.flink import tables, views
+from labkit.flink import job_sql, tables
 from labkit.jvm import check_java, jar_group
 
 
@@ -96,7 +96,7 @@ def declare(env: Any, settings: Settings, bounded: bool) -> None:
     """
     for table in (tables.source_table(settings, bounded), *tables.sink_tables(settings)):
         env.execute_sql(table)
-    for name, select in views.views().items():
+    for name, select in job_sql.views().items():
         env.create_temporary_view(name, env.sql_query(select))
 
 
@@ -164,7 +164,7 @@ def start_pipeline(settings: Settings, bounded: bool, restore: bool = False) -> 
         config.set("execution.state-recovery.path", checkpoint.as_uri())
     declare(env, settings, bounded)
     statement_set = env.create_statement_set()
-    for insert in views.inserts().values():
+    for insert in job_sql.inserts().values():
         statement_set.add_insert_sql(insert)
     return RunningJob(statement_set.execute())
 
