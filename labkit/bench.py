@@ -4,6 +4,8 @@
 
 * the simulator -> Kafka produce rate;
 * the Flink job's throughput over a pre-filled ``input`` (bounded), and its start-up time;
+  beside it, its floor: a plain copy of the same input through the same connector, and the
+  job's run time (and CPU time) as a multiple of the copy's;
 * the HBase writers' throughput;
 * end to end with the services warm (writers and a live Flink job already running): one
   simulated year from the simulator until every reading is readable in HBase;
@@ -37,6 +39,7 @@ import psutil
 
 from labkit import api, flink, hbase, kafka, loadtest, sandbox, sensors, services
 from labkit.config import Settings
+from labkit.flink import floor
 
 Progress = Callable[[str], None]
 
@@ -166,14 +169,7 @@ def measure_stages(settings: Settings, scenario: sensors.Scenario) -> dict[str, 
     figures["events"] = events
     figures["produce events/s"] = events / produce_s
 
-    began = time.perf_counter()
-    job = flink.start_pipeline(settings, bounded=True)
-    submitted = time.perf_counter()
-    job.wait()
-    finished = time.perf_counter()
-    figures["flink start-up s (JVM, plan, deploy)"] = submitted - began
-    figures["flink bounded run s"] = finished - submitted
-    figures["flink events/s (run)"] = events / (finished - submitted)
+    figures.update(measure_job_and_floor(settings, events))
 
     began = time.perf_counter()
     stats = hbase.drain(settings)
@@ -181,6 +177,53 @@ def measure_stages(settings: Settings, scenario: sensors.Scenario) -> dict[str, 
     rows = sum(stat.rows for stat in stats.values())
     figures["hbase writer rows/s"] = rows / drained
     return figures
+
+
+def _flink_cpu_seconds() -> float:
+    """CPU seconds PyFlink's JVM (a child of this process) has used so far."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "java" in child.name():
+                times = child.cpu_times()
+                total += times.user + times.system
+    return total
+
+
+def _bounded_run(start: Callable[[], flink.RunningJob]) -> tuple[float, float, float]:
+    """(start-up, run, JVM CPU during the run) seconds of a bounded job."""
+    began = time.perf_counter()
+    job = start()
+    submitted, cpu = time.perf_counter(), _flink_cpu_seconds()
+    job.wait()
+    return submitted - began, time.perf_counter() - submitted, _flink_cpu_seconds() - cpu
+
+
+def measure_job_and_floor(settings: Settings, events: int) -> dict[str, float]:
+    """The Flink job over a filled ``input``, beside its floor: a plain copy of the same input
+    through the same source and sink connector (``labkit.flink.floor``), run before and after
+    the job (the quicker copy counts). Ratios of run time, and of the JVM's CPU time, which a
+    shared machine disturbs less."""
+    copied = f"{settings.topics.output_raw}_floor"
+    kafka.ensure_topics(settings, [copied])
+    try:
+        floors = [_bounded_run(lambda: floor.start_copy(settings, copied))]
+        startup, run_s, cpu_s = _bounded_run(lambda: flink.start_pipeline(settings, bounded=True))
+        floors.append(_bounded_run(lambda: floor.start_copy(settings, copied)))
+    finally:
+        kafka.delete_topics(settings, [copied])
+    floor_run = min(run for _, run, _ in floors)
+    floor_cpu = min(cpu for _, _, cpu in floors)
+    return {
+        "flink start-up s (JVM, plan, deploy)": startup,
+        "flink bounded run s": run_s,
+        "flink events/s (run)": events / run_s,
+        "flink copy floor run s": floor_run,
+        "flink run / copy floor (x)": run_s / floor_run,
+        "flink JVM cpu s (run)": cpu_s,
+        "flink copy floor JVM cpu s": floor_cpu,
+        "flink cpu / copy floor cpu (x)": cpu_s / floor_cpu,
+    }
 
 
 def measure_end_to_end(

@@ -21,7 +21,7 @@ from typing import Any
 
 from labkit.config import FlinkMode, Settings
 from labkit.errors import ServiceError
-from labkit.flink import plans, tables, views
+from labkit.flink import job_sql, plans, tables
 from labkit.jvm import check_java, jar_group
 
 
@@ -128,7 +128,7 @@ def _declare_tables(env: Any, settings: Settings, bounded: bool) -> None:
 
 
 def _declare_views(env: Any) -> None:
-    for name, select in views.views().items():
+    for name, select in job_sql.views().items():
         env.create_temporary_view(name, env.sql_query(select))
 
 
@@ -208,7 +208,7 @@ def start_pipeline(settings: Settings, bounded: bool, restore: bool = False) -> 
             plans.discard(plan, error)
     _declare_views(env)
     statement_set = env.create_statement_set()
-    for insert in views.inserts().values():
+    for insert in job_sql.inserts().values():
         statement_set.add_insert_sql(insert)
     return RunningJob(plans.compile_and_execute(statement_set, settings, key), rest)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.config import Settings
-from labkit.flink import tables, views
+from labkit.flink import job_sql, tables
 from labkit.flink.sql import quote
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,13 @@ _WHERE_OPTIONS = ("topic", "properties.bootstrap.servers", "properties.group.id"
 _WHERE = re.compile("'(" + "|".join(map(re.escape, _WHERE_OPTIONS)) + ")' = '(?:[^']|'')*'")
 
 
-def job_sql(settings: Settings, bounded: bool) -> list[str]:
+def statements(settings: Settings, bounded: bool) -> list[str]:
     """Every statement of the job: its tables' DDL, its views and its inserts."""
     return [
         tables.source_table(settings, bounded),
         *tables.sink_tables(settings),
-        *(f"VIEW {name} AS {select}" for name, select in views.views().items()),
-        *views.inserts().values(),
+        *(f"VIEW {name} AS {select}" for name, select in job_sql.views().items()),
+        *job_sql.inserts().values(),
     ]
 
 
@@ -50,7 +50,7 @@ def plan_key(configuration: Mapping[str, str], settings: Settings, bounded: bool
     from pyflink.version import __version__
 
     planner = sorted((k, v) for k, v in configuration.items() if k.startswith("table."))
-    sql = [without_places(statement) for statement in job_sql(settings, bounded)]
+    sql = [without_places(statement) for statement in statements(settings, bounded)]
     digest = hashlib.sha256(repr((__version__, planner, sql)).encode())
     return digest.hexdigest()[:20]
 

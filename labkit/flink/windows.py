@@ -1,9 +1,14 @@
 """The event-time windows over the valid on-time readings (the ``readings`` view).
 
-* each sensor's daily AVG or SUM, in 1-day tumbling windows;
-* per meter, in 2-day windows that slide by a day (today's and yesterday's readings), its
-  daily difference and its rest (the difference its parts leave over);
-* each sensor's roll-ups: sum, count and summed time offsets per 1 h, 6 h, 12 h and 1 d.
+Only one window reads every reading: ``hourly``, each sensor's sum, count, summed time offsets
+and largest value per hour. Everything else is computed from its rows, windows over their
+``hour_time`` (cascading windows: an hour's row comes out when the watermark passes its end,
+before that watermark goes on to the next window):
+
+* the roll-ups per 1 h, 6 h, 12 h and 1 d (``labkit.api`` reads them);
+* ``daily``, the same per day, and from it each sensor's daily AVG or SUM;
+* per meter, in 2-day windows over the days that slide by a day (today's and yesterday's),
+  its daily difference and its rest (the difference its parts leave over).
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from labkit import sensors
 from labkit.flink.parsing import TIME_FORMAT
 from labkit.flink.sql import quote, quoted_list, statement
 
-# Roll-ups of each sensor's readings (labkit.api reads them), as SQL intervals.
-ROLLUPS = {
+# The roll-ups read from the hourly rows (1 h is those rows, 1 d the daily ones), as SQL
+# intervals.
+ROLLUPS_FROM_HOURS = {
     name: f"'{period // timedelta(hours=1)}' HOUR"
     for name, period in sensors.ROLLUP_PERIODS.items()
+    if timedelta(hours=1) < period < timedelta(days=1)
 }
 
 
@@ -25,30 +32,75 @@ def _meters() -> list[sensors.Sensor]:
     return [s for s in sensors.CATALOGUE if s.kind is sensors.SensorKind.METER]
 
 
+def hourly_view() -> str:
+    """``hourly``: per sensor and hour, the sum, count, summed offsets (seconds from the hour's
+    start) and largest value of its readings; ``hour_time`` is the hour's last instant."""
+    return statement(
+        """
+        SELECT m_name, window_start AS hour_start, window_time AS hour_time,
+               SUM(m_value) AS total, COUNT(*) AS readings,
+               SUM(CAST(TIMESTAMPDIFF(SECOND, window_start, ts) AS BIGINT)) AS offset_sum,
+               MAX(m_value) AS largest
+        FROM TABLE(TUMBLE(TABLE readings, DESCRIPTOR(ts), INTERVAL '1' HOUR))
+        GROUP BY m_name, window_start, window_end, window_time
+        """
+    )
+
+
+def _from_hours(interval: str, start: str, time: str) -> str:
+    """The hourly rows of each sensor summed over windows of ``interval``."""
+    return statement(
+        f"""
+        SELECT m_name, window_start AS {start}, window_time AS {time},
+               SUM(total) AS total, SUM(readings) AS readings,
+               -- Offsets from this window's start: each hour's, plus its start's.
+               SUM(offset_sum + readings * TIMESTAMPDIFF(SECOND, window_start, hour_start))
+                 AS offset_sum,
+               MAX(largest) AS largest
+        FROM TABLE(TUMBLE(TABLE hourly, DESCRIPTOR(hour_time), INTERVAL {interval}))
+        GROUP BY m_name, window_start, window_end, window_time
+        """
+    )
+
+
+def daily_view() -> str:
+    """``daily``: per sensor and day, as ``hourly``; ``day_time`` is the day's last instant."""
+    return _from_hours("'1' DAY", "day_start", "day_time")
+
+
 def meters_two_days_view() -> str:
     """Per day: each meter's reading today and yesterday, and today's sums of its parts."""
-    today = "ts >= window_start + INTERVAL '1' DAY"
-    yesterday = "ts < window_start + INTERVAL '1' DAY"
+    today = "day_time >= window_start + INTERVAL '1' DAY"
+    yesterday = "day_time < window_start + INTERVAL '1' DAY"
     columns = []
     for meter in _meters():
         key, name = meter.name.lower(), quote(meter.name)
         parts = quoted_list(meter.parts)
         columns += [
             # A cumulative meter only grows: its last reading of a day is its largest.
-            f"MAX(m_value) FILTER (WHERE m_name = {name} AND {today}) AS {key}_today",
-            f"MAX(m_value) FILTER (WHERE m_name = {name} AND {yesterday}) AS {key}_yesterday",
-            f"COUNT(*) FILTER (WHERE m_name = {name}) AS {key}_readings",
-            f"SUM(m_value) FILTER (WHERE m_name IN ({parts}) AND {today}) AS {key}_parts",
-            f"COUNT(*) FILTER (WHERE m_name IN ({parts}) AND {today}) AS {key}_parts_readings",
+            f"MAX(largest) FILTER (WHERE m_name = {name} AND {today}) AS {key}_today",
+            f"MAX(largest) FILTER (WHERE m_name = {name} AND {yesterday}) AS {key}_yesterday",
+            f"SUM(readings) FILTER (WHERE m_name = {name}) AS {key}_readings",
+            f"SUM(total) FILTER (WHERE m_name IN ({parts}) AND {today}) AS {key}_parts",
+            f"SUM(readings) FILTER (WHERE m_name IN ({parts}) AND {today}) AS {key}_parts_readings",
         ]
     body = ",\n  ".join(columns)
     return (
         "SELECT\n"
         "  CAST(window_start + INTERVAL '1' DAY AS DATE) AS `day`,\n"
         f"  {body}\n"
-        "FROM TABLE(HOP(TABLE readings, DESCRIPTOR(ts), INTERVAL '1' DAY, INTERVAL '2' DAY))\n"
+        "FROM TABLE(HOP(TABLE daily, DESCRIPTOR(day_time), INTERVAL '1' DAY, INTERVAL '2' DAY))\n"
         "GROUP BY window_start, window_end"
     )
+
+
+def views() -> dict[str, str]:
+    """The windows' views, by name, each reading the one before."""
+    return {
+        "hourly": hourly_view(),
+        "daily": daily_view(),
+        "meters_two_days": meters_two_days_view(),
+    }
 
 
 def daily_inserts() -> dict[str, str]:
@@ -57,14 +109,14 @@ def daily_inserts() -> dict[str, str]:
     for sensor in sensors.CATALOGUE:
         if sensor.kind is not sensors.SensorKind.METER:
             by_aggregate.setdefault(sensor.aggregate, []).append(sensor.name)
+    value = {sensors.Aggregate.AVG: "total / readings", sensors.Aggregate.SUM: "total"}
     return {
         f"daily_{aggregate.lower()}": statement(
             f"""
             INSERT INTO output_aggr
-            SELECT m_name, CAST(window_start AS DATE), '{aggregate}', {aggregate}(m_value), COUNT(*)
-            FROM TABLE(TUMBLE(TABLE readings, DESCRIPTOR(ts), INTERVAL '1' DAY))
+            SELECT m_name, CAST(day_start AS DATE), '{aggregate}', {value[aggregate]}, readings
+            FROM daily
             WHERE m_name IN ({quoted_list(names)})
-            GROUP BY m_name, window_start, window_end
             """
         )
         for aggregate, names in by_aggregate.items()
@@ -99,18 +151,22 @@ def meter_inserts() -> dict[str, str]:
     return statements
 
 
+def _rollup_insert(resolution: str, source: str, start: str) -> str:
+    return (
+        "INSERT INTO output_rollup\n"
+        f"SELECT m_name, '{resolution}', DATE_FORMAT({start}, '{TIME_FORMAT}'),\n"
+        "       total, readings, offset_sum\n"
+        f"FROM {source}"
+    )
+
+
 def rollup_inserts() -> dict[str, str]:
     """``rollup_1h`` ... ``rollup_1d``: each sensor's sum, count and summed time offsets."""
-    return {
-        f"rollup_{resolution}": statement(
-            f"""
-            INSERT INTO output_rollup
-            SELECT m_name, '{resolution}', DATE_FORMAT(window_start, '{TIME_FORMAT}'),
-                   SUM(m_value), COUNT(*),
-                   SUM(CAST(TIMESTAMPDIFF(SECOND, window_start, ts) AS BIGINT))  -- 64 bits
-            FROM TABLE(TUMBLE(TABLE readings, DESCRIPTOR(ts), INTERVAL {interval}))
-            GROUP BY m_name, window_start, window_end
-            """
+    inserts = {"rollup_1h": _rollup_insert("1h", "hourly", "hour_start")}
+    for resolution, interval in ROLLUPS_FROM_HOURS.items():
+        window = _from_hours(interval, "period_start", "period_time").replace("\n", "\n  ")
+        inserts[f"rollup_{resolution}"] = _rollup_insert(
+            resolution, f"(\n  {window}\n)", "period_start"
         )
-        for resolution, interval in ROLLUPS.items()
-    }
+    inserts["rollup_1d"] = _rollup_insert("1d", "daily", "day_start")
+    return inserts

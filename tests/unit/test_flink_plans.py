@@ -27,13 +27,13 @@ def test_a_bounded_job_planner_settings_and_other_sql_each_have_a_plan_of_their_
     assert plans.plan_key(PLANNER, SETTINGS, bounded=True) != key
     utc_plus_one = {**PLANNER, "table.local-time-zone": "Europe/Paris"}
     assert plans.plan_key(utc_plus_one, SETTINGS, bounded=False) != key
-    statements = plans.job_sql(SETTINGS, bounded=False)
+    statements = plans.statements(SETTINGS, bounded=False)
     assert any("WATERMARK FOR ts" in statement for statement in statements)
     assert any(statement.startswith("INSERT INTO output_aggr") for statement in statements)
 
 
 def test_only_the_place_of_the_data_is_left_out_of_the_key():
-    source = plans.job_sql(SETTINGS, bounded=False)[0]
+    source = plans.statements(SETTINGS, bounded=False)[0]
     masked = plans.without_places(source)
     assert "'topic' = '?'" in masked and "'properties.bootstrap.servers' = '?'" in masked
     assert "'scan.startup.mode' = 'group-offsets'" in masked

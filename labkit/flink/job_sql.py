@@ -3,6 +3,11 @@
 ``input_parsed`` -> ``input_fields`` -> ``input_checked`` -> ``input_classified`` split
 every message into valid on-time readings (``readings``, to ``output_raw`` and the windows),
 late readings (``input_late``) and invalid messages (``input_invalid``).
+
+Lateness is decided by the order of the messages alone: a reading is late when it is at or
+behind the newest event time of the messages before it, less the watermark delay. The windows
+run on the source's periodic watermark, which trails that same newest time (it is emitted
+after the messages it counts), so a reading called on time is never behind it.
 """
 
 from __future__ import annotations
@@ -10,18 +15,28 @@ from __future__ import annotations
 from labkit.flink import parsing, validation, windows
 from labkit.flink.parsing import TIME_FORMAT
 from labkit.flink.sql import indented, seconds_between, statement
+from labkit.flink.tables import WATERMARK_DELAY
 from labkit.flink.validation import MAX_MESSAGE_CHARS
 
 
 def _classified_view() -> str:
     return statement(
-        """
+        f"""
         SELECT *,
-          -- Late: a valid reading whose event time the watermark has already passed.
-          -- (Before the first watermark CURRENT_WATERMARK is NULL: nothing is late.)
-          problem IS NULL AND COALESCE(ts <= CURRENT_WATERMARK(ts), FALSE) AS is_late,
-          CURRENT_WATERMARK(ts) AS watermark_at
-        FROM input_checked
+          -- Late: a valid reading at or behind the watermark, 15 minutes behind the newest
+          -- event time before it. (Counting this reading's own time changes nothing: were it
+          -- the newest, it would be ahead of the watermark.)
+          problem IS NULL AND ts <= newest - {WATERMARK_DELAY} AS is_late,
+          newest - {WATERMARK_DELAY} AS watermark_at
+        FROM (
+          SELECT body, kafka_partition, kafka_offset, sent_at, ts,
+                 m_name, m_value, problem,
+            -- The newest event time so far, in the order the messages arrived. ``input``
+            -- has one partition, so that order is the order they were sent, on every run.
+            MAX(ts) OVER (ORDER BY arrival ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+              AS newest
+          FROM input_checked
+        )
         """
     )
 
@@ -45,7 +60,7 @@ def views() -> dict[str, str]:
         "input_checked": validation.checked_view(),
         "input_classified": _classified_view(),
         "readings": _readings_view(),
-        "meters_two_days": windows.meters_two_days_view(),
+        **windows.views(),
     }
 
 
@@ -56,7 +71,7 @@ def _route_inserts() -> dict[str, str]:
         "raw": statement(
             """
             INSERT INTO output_raw
-            SELECT m_name, message
+            SELECT m_name, body
             FROM input_classified
             WHERE problem IS NULL AND NOT is_late
             """
@@ -64,7 +79,8 @@ def _route_inserts() -> dict[str, str]:
         "late": statement(
             f"""
             INSERT INTO input_late
-            SELECT m_name, m_value, m_timestamp,
+            SELECT m_name, m_value,
+                   DATE_FORMAT(ts, '{TIME_FORMAT}'),  -- a valid m_timestamp is ts as text
                    DATE_FORMAT(sent_at, '{TIME_FORMAT}'),
                    DATE_FORMAT(watermark_at, '{TIME_FORMAT}'),
                    -- behind_watermark_s, delay_s: in 64 bits, for readings centuries old
@@ -81,7 +97,7 @@ def _route_inserts() -> dict[str, str]:
             SELECT problem, SUBSTRING(message, 1, {MAX_MESSAGE_CHARS}),
                    COALESCE(CHAR_LENGTH(message), 0),  -- a tombstone has no message: 0
                    DATE_FORMAT(sent_at, '{TIME_FORMAT}'), kafka_partition, kafka_offset
-            FROM input_classified
+            FROM (SELECT *, DECODE(body, 'UTF-8') AS message FROM input_classified)
             WHERE problem IS NOT NULL
             """
         ),
