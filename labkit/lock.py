@@ -8,9 +8,10 @@ feed the other's job), so a claim from a second process is refused with a ``LabI
 that names the holder and says what to do.
 
 The claim is an exclusive ``flock`` on ``.lab/run/live-<topic>.lock``, held while the process
-has runs on the topic. The operating system drops it when the process ends, however it ends (a
-kernel restarted or killed, ``labkit down``), so a stale lock never blocks anyone. The file says
-who holds it (pid, notebook, runs), for the message and for ``labkit status``.
+has runs on the topic (the file is removed when the last one ends). The operating system drops
+the lock when the process ends, however it ends (a kernel restarted or killed, ``labkit down``),
+so a stale lock never blocks anyone. The file says who holds it (pid, notebook, runs), for the
+message and for ``labkit status``.
 
 Within the process that holds it:
 
@@ -249,18 +250,28 @@ def lab_down(settings: Settings) -> bool:
 
 def _take(path: Path) -> _Hold:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + 2.0
     while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return _Hold(path, fd, datetime.now().strftime("%H:%M:%S"))
         except BlockingIOError:
+            os.close(fd)
             found = _read(path)
             if (found is not None and _alive(found)) or time.monotonic() > deadline:
-                os.close(fd)
                 raise LabInUseError(_in_use(found, path)) from None
             time.sleep(0.05)  # `labkit status` looks at it for an instant
+            continue
+        if _same_file(fd, path):
+            return _Hold(path, fd, datetime.now().strftime("%H:%M:%S"))
+        os.close(fd)  # its holder removed it as it let go: lock the one at the path now
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _in_use(found: Holder | None, path: Path) -> str:
@@ -316,8 +327,8 @@ def _drop(done: Claim) -> None:
             _write(hold)
             return
         del _holds[path]
-        os.ftruncate(hold.fd, 0)
-        fcntl.flock(hold.fd, fcntl.LOCK_UN)
+        # Removed while still locked: whoever opened it meanwhile sees it is gone (_same_file).
+        path.unlink(missing_ok=True)
         os.close(hold.fd)
 
 

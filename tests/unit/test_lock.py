@@ -66,7 +66,7 @@ def test_a_claim_names_its_holder_until_it_is_released(settings):
     assert held is not None
     assert (held.pid, held.runs) == (os.getpid(), (str(LiveRun.SENSORS),))
     claim.release()
-    assert lock.holder(settings) is None
+    assert lock.holder(settings) is None and not lock.lock_path(settings).exists()
 
 
 def test_a_second_process_is_refused_in_words_naming_the_holder(settings, other_process):
