@@ -243,6 +243,15 @@ def lab_down(settings: Settings) -> bool:
     )
 
 
+def lab_down_error(kind: LiveRun) -> LabDownError:
+    """What a run stopped by ``labkit down`` says."""
+    return LabDownError(
+        f"The lab's servers were stopped (`labkit down`) while {kind} ran, so it has stopped, "
+        "and what it sent and wrote until then is partial. Start the lab again (`labkit up`), "
+        "then run its cell again."
+    )
+
+
 # --------------------------------------------------------------------------------------
 # The lock file
 # --------------------------------------------------------------------------------------
@@ -443,10 +452,6 @@ def _watch_the_lab() -> None:
         down = {settings for settings in {held.settings for held in watched} if lab_down(settings)}
         for held in watched:
             if held.settings in down:
-                error = LabDownError(
-                    f"The lab's servers were stopped (`labkit down`) while {held.kind} ran, so it "
-                    "has stopped, and what it sent and wrote until then is partial. Start the lab "
-                    "again (`labkit up`), then run its cell again."
-                )
+                error = lab_down_error(held.kind)
                 print(f"labkit: {error}", file=sys.stderr)
                 held.halt(error)

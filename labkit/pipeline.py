@@ -295,6 +295,10 @@ class LiveSimulation:
         except BaseException as error:  # noqa: BLE001 - handed to the caller by stop()
             self.error = error
         finally:
+            # What Kafka did not take in time (the lab went down) is dropped here: queued, it
+            # would be delivered once the lab is back, into the next run's topics.
+            producer.producer.purge()
+            producer.producer.flush(0)
             if self._claim is not None:
                 self._claim.release()
 
@@ -359,12 +363,11 @@ class LivePipeline:
             ):
                 counts[name] = kafka.message_count(self.settings, topic)
         except KafkaException:
-            if lock.lab_down(self.settings):
-                raise lock.LabDownError(
-                    "The lab's servers are stopped (`labkit down`): start them again "
-                    "(`labkit up`), then run the pipeline's cell again."
-                ) from None
-            raise
+            if not lock.lab_down(self.settings):
+                raise
+            error = lock.lab_down_error(lock.LiveRun.PIPELINE)
+            self._halt(error)
+            raise error from None
         counts["hbase rows"] = self.writers.rows if self.writers else 0
         return counts
 
@@ -400,6 +403,8 @@ class LivePipeline:
         """Stop every part at once, without letting Flink and the writers catch up."""
         self.partial = True
         self.failure = self.failure or reason
+        if self.writers is not None:
+            self.writers.stop.set()  # at once: they may be retrying while HBase is gone
         if self.simulation is not None:
             _quietly("the sensors", self.simulation._halt, reason)
         if self.job is not None:

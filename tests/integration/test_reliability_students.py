@@ -399,6 +399,7 @@ def test_labkit_down_under_a_running_pipeline_stops_it_in_words_then_up_works(is
         assert reply.ename == "LabDownError", reply.shown
         assert "`labkit up`" in reply.error["evalue"] and "partial" in reply.error["evalue"]
         assert "Traceback" not in reply.shown and "File " not in reply.shown
+        print(f"the cell's output: {reply.shown}")
         assert kernel.value("(live.partial, live.job.ended)") == (True, True)
         assert lab_threads(kernel) == []
     finally:
