@@ -435,12 +435,12 @@ def test_labkit_down_stops_a_notebook_of_the_labs_jupyterlab_and_leaves_nothing(
         assert kernel.run(f"import os; os.environ.update({environ!r})\n{SETUP}").status == "ok"
         kernel.submit(pipeline_cell(900))
         wait_for(lambda: output(isolated), "Flink's first output", timeout=600)
-        jvms = kernel.jvms()
-        assert jvms and lock.holder(isolated).pid == kernel.pid
+        notebook = [psutil.Process(kernel.pid), *kernel.jvms()]
+        assert len(notebook) > 1 and lock.holder(isolated).pid == kernel.pid
 
         down = labkit(isolated, "down")
         assert f"Live on the lab: notebook 06_end_to_end.ipynb (pid {kernel.pid})" in down.stdout
-        _gone, alive = psutil.wait_procs([psutil.Process(kernel.pid), *jvms], timeout=60)
+        _gone, alive = psutil.wait_procs(notebook, timeout=60)
         assert alive == [] and services.lab_processes(isolated) == []
         text = labkit(isolated, "status").stdout
         assert "live run: none" in text
