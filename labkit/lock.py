@@ -146,8 +146,9 @@ class Claim:
         if not self.released and self.stop is not None:
             try:
                 self.stop(reason)
-            except Exception:  # a run that fails to stop cleanly has stopped all the same
-                log.warning("stopping %s failed", self.kind, exc_info=True)
+            except Exception as error:  # a run that fails to stop cleanly has stopped all the same
+                log.warning("stopping %s failed: %s", self.kind, error)
+                log.debug("how stopping %s failed", self.kind, exc_info=True)
         while self._lingering:
             time.sleep(0.1)
         self.release()

@@ -363,11 +363,9 @@ class LivePipeline:
             ):
                 counts[name] = kafka.message_count(self.settings, topic)
         except KafkaException:
-            if not lock.lab_down(self.settings):
-                raise
-            error = lock.lab_down_error(lock.LiveRun.PIPELINE)
-            self._halt(error)
-            raise error from None
+            if (down := self._halt_if_lab_down()) is not None:
+                raise down from None
+            raise
         counts["hbase rows"] = self.writers.rows if self.writers else 0
         return counts
 
@@ -393,11 +391,21 @@ class LivePipeline:
             if self.writers is not None:
                 self.writers.finish()
         except Exception:
+            if (down := self._halt_if_lab_down()) is not None:
+                raise down from None
             self._halt(None)
             raise
         if self._claim is not None:
             self._claim.release()
         return self.counts()
+
+    def _halt_if_lab_down(self) -> lock.LabDownError | None:
+        """When the lab has been taken down: halt, and return the error that says so."""
+        if not lock.lab_down(self.settings):
+            return None
+        error = lock.lab_down_error(lock.LiveRun.PIPELINE)
+        self._halt(error)
+        return error
 
     def _halt(self, reason: lock.LiveRunError | None) -> None:
         """Stop every part at once, without letting Flink and the writers catch up."""
@@ -419,8 +427,9 @@ def _quietly(what: str, stop: Callable[..., object], *args: object) -> None:
     """``stop(*args)``, logging a failure: one part failing to stop must not keep the others."""
     try:
         stop(*args)
-    except Exception:
-        log.warning("stopping %s failed", what, exc_info=True)
+    except Exception as error:
+        log.warning("stopping %s failed: %s", what, error)
+        log.debug("how stopping %s failed", what, exc_info=True)
 
 
 def oracle_check(settings: Settings, readings: list[sensors.Reading]) -> pd.DataFrame:
