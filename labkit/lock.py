@@ -338,7 +338,9 @@ def _drop(done: Claim) -> None:
             return
         del _holds[path]
         # Removed while still locked: whoever opened it meanwhile sees it is gone (_same_file).
-        path.unlink(missing_ok=True)
+        # (`labkit reset` may have removed it already, and another process made a new one.)
+        if _same_file(hold.fd, path):
+            path.unlink()
         os.close(hold.fd)
 
 

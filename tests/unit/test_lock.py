@@ -138,3 +138,11 @@ def test_the_lab_is_down_when_none_of_its_servers_runs(settings):
     assert lock.lab_down(settings)
     external = config.load({"LABKIT_HOME": str(settings.home), "LABKIT_MODE": "external"})
     assert not lock.lab_down(external)  # labkit does not run them: it cannot tell
+
+
+def test_letting_go_after_a_reset_leaves_the_next_holders_lock_alone(settings, other_process):
+    claim = lock.claim(settings, LiveRun.PIPELINE)
+    lock.lock_path(settings).unlink()  # `labkit reset` wipes .lab/run
+    holder = other_process()  # the lab is free: a new lock file
+    claim.release()
+    assert lock.holder(settings).pid == holder.pid
