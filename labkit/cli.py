@@ -8,7 +8,19 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from labkit import api, bench, config, hbase, jvm, kafka, loadtest, pipeline, sensors, services
+from labkit import (
+    api,
+    bench,
+    config,
+    hbase,
+    jvm,
+    kafka,
+    loadtest,
+    lock,
+    pipeline,
+    sensors,
+    services,
+)
 from labkit.dashboard import build, preview
 from labkit.errors import LabkitError
 
@@ -26,7 +38,14 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    services.down(config.settings())
+    settings = config.settings()
+    live = lock.holder(settings)
+    if live is not None:
+        print(
+            f"Live on the lab: {live.describe()}. It stops with the lab, and what it wrote until "
+            "now is partial: run it again after `labkit up`."
+        )
+    services.down(settings)
     print("The lab is down.")
     return 0
 
@@ -34,13 +53,19 @@ def _down(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     settings = config.settings()
     rows = services.status(settings)
+    live = lock.holder(settings)
     if args.json:
-        print(json.dumps([{**row.__dict__, "state": row.state} for row in rows], indent=2))
+        found = {
+            "services": [{**row.__dict__, "state": row.state} for row in rows],
+            "live_run": live.as_dict() if live else None,
+        }
+        print(json.dumps(found, indent=2))
     else:
         print(f"{'service':<9} {'state':<9} {'pid':>7}  ports")
         for row in rows:
             ports = ", ".join(f"{role} {port}" for role, port in row.ports.items()) or "-"
             print(f"{row.service:<9} {row.state:<9} {row.pid or '-':>7}  {ports}")
+        print(f"live run: {live.describe() if live else 'none'}")
     stack = {service.name for service in services.STACK}
     return 0 if all(row.ready for row in rows if row.service in stack) else 3
 
@@ -153,6 +178,10 @@ def _probe(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     settings = config.settings()
+    live = lock.holder(settings) if args.if_empty else None
+    if live is not None:
+        print(f"Live on the lab: {live.describe()}. No new run meanwhile (--if-empty).")
+        return 0
     if args.if_empty and pipeline.has_data(settings):
         print("HBase already holds readings: no new run (without --if-empty, a run starts afresh).")
         return 0

@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from confluent_kafka import KafkaException
 from tqdm.auto import tqdm
 
-from labkit import flink, hbase, kafka, oracle, sensors
+from labkit import flink, hbase, kafka, lock, oracle, sensors
 from labkit.config import Settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,16 @@ def has_data(settings: Settings) -> bool:
 
 
 def reset_data(settings: Settings) -> None:
-    """Empty the pipeline's topics and tables, for a fresh run."""
+    """Empty the pipeline's topics and tables, for a fresh run.
+
+    Refused (``lock.LabInUseError``) while another process runs live on them; the live runs this
+    process started on them are stopped first.
+    """
+    with lock.claimed(settings, lock.LiveRun.RESET):
+        _recreate(settings)
+
+
+def _recreate(settings: Settings) -> None:
     kafka.recreate_topics(settings)
     hbase.recreate_tables(settings)
 
@@ -96,12 +106,23 @@ def _classified(settings: Settings) -> int:
 
 
 def run(settings: Settings, scenario: sensors.Scenario, show: bool = True) -> Summary:
-    """A fresh bounded run of ``scenario`` through every layer; returns what landed in HBase."""
+    """A fresh bounded run of ``scenario`` through every layer; returns what landed in HBase.
+
+    It holds the lab's topics meanwhile: refused (``lock.LabInUseError``) while another process
+    runs live on them.
+    """
+    with lock.claimed(settings, lock.LiveRun.FRESH_RUN) as claim:
+        return _fresh_run(settings, scenario, show, claim)
+
+
+def _fresh_run(
+    settings: Settings, scenario: sensors.Scenario, show: bool, claim: lock.Claim
+) -> Summary:
     stages: dict[str, float] = {}
     started = time.monotonic()
 
     mark = time.monotonic()
-    reset_data(settings)
+    _recreate(settings)
     stages["reset"] = time.monotonic() - mark
 
     mark = time.monotonic()
@@ -119,7 +140,7 @@ def run(settings: Settings, scenario: sensors.Scenario, show: bool = True) -> Su
                 bar.n = _classified(settings)
                 bar.refresh()
 
-            flink.run_bounded(settings, poll if show else None)
+            flink.run_bounded(settings, poll if show else None, under=claim)
         stages["flink"] = time.monotonic() - mark
 
         mark = time.monotonic()
@@ -157,6 +178,10 @@ class LiveSimulation:
     ``on_end`` tells them when it has ended.
     ``first_tick`` continues a scenario whose earlier ticks were sent already (by
     ``sensors.Simulator`` ticked as far): the sensors go on from the same state.
+
+    It claims its topic while it runs (``labkit.lock``): it does not start while another process
+    runs live on it, and it stops by itself on an interrupt, for a newer run of this process, or
+    when the lab is taken down (then ``stop()`` raises ``lock.LabDownError``).
     """
 
     def __init__(
@@ -184,11 +209,14 @@ class LiveSimulation:
             self.simulator.tick(tick)
         self.tick = first_tick
         self.error: BaseException | None = None
+        self.failure: lock.LiveRunError | None = None  # why it was halted, when it was an error
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ended = False
         self._on_end: list[Callable[[], None]] = []
         self._end_lock = threading.Lock()
+        self._claim: lock.Claim | None = None
+        self._flush_timeout = 60.0
 
     @property
     def scenario(self) -> sensors.Scenario:
@@ -224,7 +252,13 @@ class LiveSimulation:
             except Exception:  # a broken callback must not hide the run's end
                 log.exception("a callback at the end of the live simulation failed")
 
-    def start(self, seconds: float | None = None) -> LiveSimulation:
+    def start(
+        self, seconds: float | None = None, under: lock.Claim | None = None
+    ) -> LiveSimulation:
+        """Start sending; ``under``: the claim of the run it is part of (a ``LivePipeline``'s),
+        else it claims its topic for itself."""
+        if under is None:
+            self._claim = lock.claim(self.settings, lock.LiveRun.SENSORS, self._halt, self.topic)
         self._thread = threading.Thread(
             target=self._run, args=(seconds,), name="live-simulation", daemon=True
         )
@@ -237,8 +271,19 @@ class LiveSimulation:
             self._thread.join(30)
         else:  # never started: it has ended all the same
             self._finish()
+        if self.failure is not None:
+            raise self.failure
         if self.error is not None:
             raise self.error
+
+    def _halt(self, reason: lock.LiveRunError | None) -> None:
+        """Stop now (an interrupt, a newer run, the lab down: ``reason``)."""
+        self.failure = reason
+        if reason is not None:
+            self._flush_timeout = 5.0  # the lab is down: what is queued cannot be delivered
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
 
     def wait(self) -> None:
         """Wait until the simulation ends by itself (``seconds`` passed)."""
@@ -275,15 +320,27 @@ class LiveSimulation:
                     self.sent += 1
                 producer.producer.poll(0)
                 self.tick += 1
-            producer.flush()
+            producer.flush(self._flush_timeout)
         except BaseException as error:  # noqa: BLE001 - handed to the caller by stop()
             self.error = error
         finally:
+            # What Kafka did not take in time (the lab went down) is dropped here: queued, it
+            # would be delivered once the lab is back, into the next run's topics.
+            producer.producer.purge()
+            producer.producer.flush(0)
+            if self._claim is not None:
+                self._claim.release()
             self._finish()
 
 
 class LivePipeline:
-    """The whole pipeline live: sensors -> Kafka -> Flink (unbounded job) -> Kafka -> HBase."""
+    """The whole pipeline live: sensors -> Kafka -> Flink (unbounded job) -> Kafka -> HBase.
+
+    It claims the lab's topics from ``start()`` to ``stop()`` (``labkit.lock``): it does not
+    start while another process runs live on them, and it is halted (``partial`` becomes True)
+    by an interrupt, by a newer run of this process, or when the lab is taken down (then
+    ``counts()`` and ``stop()`` raise ``lock.LabDownError``).
+    """
 
     def __init__(
         self, settings: Settings, scenario: sensors.Scenario | None = None, speed: float = 3600.0
@@ -294,46 +351,115 @@ class LivePipeline:
         self.writers: hbase.Writers | None = None
         self.job: flink.RunningJob | None = None
         self.simulation: LiveSimulation | None = None
+        # Halted before Flink and the writers caught up: HBase holds part of what was sent.
+        self.partial = False
+        self.failure: lock.LiveRunError | None = None
+        self._claim: lock.Claim | None = None
 
     def start(self, fresh: bool = True) -> LivePipeline:
-        """Start the writers and the Flink job, then the sensors (a fresh run by default)."""
-        if fresh:
-            reset_data(self.settings)
-        self.writers = hbase.Writers(self.settings).start()
-        self.job = flink.start_pipeline(self.settings, bounded=False)
-        self.simulation = LiveSimulation(
-            self.settings, self.scenario, self.speed, keep_all=True
-        ).start()
+        """Start the writers and the Flink job, then the sensors (a fresh run by default).
+
+        A live run this process started earlier on the same topics is stopped first; an
+        interrupt while it starts stops what had started.
+        """
+        self._claim = lock.claim(self.settings, lock.LiveRun.PIPELINE, self._halt)
+        try:
+            if fresh:
+                _recreate(self.settings)
+            self.writers = hbase.Writers(self.settings).start()
+            self.job = flink.start_pipeline(self.settings, bounded=False, under=self._claim)
+            self.simulation = LiveSimulation(
+                self.settings, self.scenario, self.speed, keep_all=True
+            ).start(under=self._claim)
+        except BaseException as error:
+            self._halt(None)
+            if isinstance(error, KeyboardInterrupt):
+                print("Interrupted while starting: what had started is stopped.")
+            raise
         return self
 
     def counts(self) -> dict[str, int]:
         """Messages sent, classified by Flink per output topic, and rows written to HBase."""
+        if self.failure is not None:
+            raise self.failure
         topics = self.settings.topics
         counts = {"sent": self.simulation.sent if self.simulation else 0}
-        for name, topic in (
-            ("raw", topics.output_raw),
-            ("late", topics.input_late),
-            ("invalid", topics.input_invalid),
-            ("daily", topics.output_aggr),
-        ):
-            counts[name] = kafka.message_count(self.settings, topic)
+        try:
+            for name, topic in (
+                ("raw", topics.output_raw),
+                ("late", topics.input_late),
+                ("invalid", topics.input_invalid),
+                ("daily", topics.output_aggr),
+            ):
+                counts[name] = kafka.message_count(self.settings, topic)
+        except KafkaException:
+            if (down := self._halt_if_lab_down()) is not None:
+                raise down from None
+            raise
         counts["hbase rows"] = self.writers.rows if self.writers else 0
         return counts
 
     def stop(self, timeout: float = 120.0) -> dict[str, int]:
-        """Stop the sensors, let Flink and the writers catch up, then stop the job."""
+        """Stop the sensors, let Flink and the writers catch up, then stop the job.
+
+        Once halted, it only returns the counts, which are partial.
+        """
+        if self.failure is not None:
+            raise self.failure
+        if self.partial:
+            return self.counts()
         deadline = time.monotonic() + timeout
-        if self.simulation is not None:
-            self.simulation.stop()
-            while _classified(self.settings) < self.simulation.sent:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("Flink did not catch up with the sensors in time")
-                time.sleep(0.5)
-        if self.job is not None:
-            self.job.cancel()
-        if self.writers is not None:
-            self.writers.finish()
+        try:
+            if self.simulation is not None:
+                self.simulation.stop()
+                while _classified(self.settings) < self.simulation.sent:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("Flink did not catch up with the sensors in time")
+                    time.sleep(0.5)
+            if self.job is not None:
+                self.job.cancel()
+            if self.writers is not None:
+                self.writers.finish()
+        except Exception:
+            if (down := self._halt_if_lab_down()) is not None:
+                raise down from None
+            self._halt(None)
+            raise
+        if self._claim is not None:
+            self._claim.release()
         return self.counts()
+
+    def _halt_if_lab_down(self) -> lock.LabDownError | None:
+        """When the lab has been taken down: halt, and return the error that says so."""
+        if not lock.lab_down(self.settings):
+            return None
+        error = lock.lab_down_error(lock.LiveRun.PIPELINE)
+        self._halt(error)
+        return error
+
+    def _halt(self, reason: lock.LiveRunError | None) -> None:
+        """Stop every part at once, without letting Flink and the writers catch up."""
+        self.partial = True
+        self.failure = self.failure or reason
+        if self.writers is not None:
+            self.writers.stop.set()  # at once: they may be retrying while HBase is gone
+        if self.simulation is not None:
+            _quietly("the sensors", self.simulation._halt, reason)
+        if self.job is not None:
+            _quietly("the Flink job", self.job.cancel)
+        if self.writers is not None:
+            _quietly("the HBase writers", self.writers.shutdown)
+        if self._claim is not None:
+            self._claim.release()
+
+
+def _quietly(what: str, stop: Callable[..., object], *args: object) -> None:
+    """``stop(*args)``, logging a failure: one part failing to stop must not keep the others."""
+    try:
+        stop(*args)
+    except Exception as error:
+        log.warning("stopping %s failed: %s", what, error)
+        log.debug("how stopping %s failed", what, exc_info=True)
 
 
 def oracle_check(settings: Settings, readings: list[sensors.Reading]) -> pd.DataFrame:

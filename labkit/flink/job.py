@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit import lock
 from labkit.config import FlinkMode, Settings
 from labkit.errors import ServiceError
 from labkit.flink import job_sql, plans, tables
@@ -138,6 +139,7 @@ class RunningJob:
 
     result: Any  # pyflink's TableResult
     rest: str = ""  # the base URL of the REST API of the cluster that runs it
+    claim: lock.Claim | None = None  # a live job started on its own claims the lab's topics
 
     @property
     def job_id(self) -> str:
@@ -145,6 +147,12 @@ class RunningJob:
 
     def status(self) -> str:
         return str(self.result.get_job_client().get_job_status().result())
+
+    @property
+    def ended(self) -> bool:
+        """True once the job has finished, failed or been cancelled (its result is known even
+        after its mini-cluster has shut down)."""
+        return bool(self.result.get_job_client().get_job_execution_result().done())
 
     def wait(self, poll: Callable[[], None] | None = None, interval: float = 1.0) -> None:
         """Block until the job ends (raising if it failed); ``poll()`` runs meanwhile."""
@@ -156,8 +164,25 @@ class RunningJob:
         if poll is not None:
             poll()
 
-    def cancel(self) -> None:
-        self.result.get_job_client().cancel().result()
+    def cancel(self, timeout: float = 60.0) -> None:
+        """Cancel the job and wait until it has ended, so that it writes nothing more; a job
+        that has ended already is left as it is (cancelling twice is harmless)."""
+        try:
+            if not self.ended:
+                self.result.get_job_client().cancel().result()
+        except Exception:
+            if not self.ended:  # it did not end in the meantime: the cancel itself failed
+                raise
+        deadline = time.monotonic() + timeout
+        while not self.ended:
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"Flink did not cancel job {self.job_id} within {timeout:.0f} s: restart the "
+                    "notebook's kernel (Kernel > Restart) to stop its Flink for sure."
+                )
+            time.sleep(0.1)
+        if self.claim is not None:
+            self.claim.release()
 
 
 def checkpoint_dir(settings: Settings) -> Path:
@@ -172,12 +197,34 @@ def latest_checkpoint(settings: Settings) -> Path | None:
     return None if newest is None else newest.parent
 
 
-def start_pipeline(settings: Settings, bounded: bool, restore: bool = False) -> RunningJob:
+def start_pipeline(
+    settings: Settings, bounded: bool, restore: bool = False, under: lock.Claim | None = None
+) -> RunningJob:
     """Submit the pipeline job to the local mini-cluster.
 
     A live job checkpoints every 10 s (its windows and its Kafka offsets) and keeps its last
     checkpoint when cancelled; ``restore=True`` starts it again from there.
+
+    ``under`` is the claim on the lab's topics of the run the job is part of (``labkit.lock``);
+    a live job without one claims them for itself until ``cancel()`` (refused while another
+    process runs live on them; a live job this process started earlier on them is cancelled).
     """
+    own = None if bounded or under is not None else lock.claim(settings, lock.LiveRun.FLINK_JOB)
+    try:
+        execute, rest = _prepared(settings, bounded, restore)
+        job = RunningJob(_submit(execute, own or under), rest=rest, claim=own)
+    except BaseException:
+        if own is not None:
+            own.release()
+        raise
+    if own is not None:
+        own.stop = lambda reason: job.cancel()
+    return job
+
+
+def _prepared(settings: Settings, bounded: bool, restore: bool) -> tuple[Callable[[], Any], str]:
+    """The job, ready to execute (a call that returns its TableResult), and the base URL of
+    the REST API of the cluster that will run it."""
     env = table_environment(settings)
     config = env.get_config()
     config.set("pipeline.name", f"labkit pipeline ({'bounded' if bounded else 'live'})")
@@ -201,23 +248,75 @@ def start_pipeline(settings: Settings, bounded: bool, restore: bool = False) -> 
     # The optimiser's work is kept as a compiled plan between starts (labkit.flink.plans).
     key = plans.plan_key(config.get_configuration().to_dict(), settings, bounded)
     plan = plans.stored_plan(settings, key)
-    if plan is not None:
+
+    def execute() -> Any:
+        if plan is not None:
+            try:
+                return plans.execute_stored(env, plan)
+            except Exception as error:  # noqa: BLE001 - a plan this Flink cannot run: compile anew
+                plans.discard(plan, error)
+        _declare_views(env)
+        statement_set = env.create_statement_set()
+        for insert in job_sql.inserts().values():
+            statement_set.add_insert_sql(insert)
+        return plans.compile_and_execute(statement_set, settings, key)
+
+    return execute, rest
+
+
+def _submit(execute: Callable[[], Any], claim: lock.Claim | None) -> Any:
+    """``execute()``, which an interrupt (Ctrl-C, the stop button) cannot cut in two.
+
+    Cut short, the call would still start the job in the JVM, and nobody could cancel it: it
+    would read the lab's topics beside the next run. Interrupted, the submission goes on in
+    the background and the job is cancelled as soon as it exists; ``claim`` is kept until then,
+    so that the next run on these topics waits for it.
+    """
+    outcome: dict[str, Any] = {}
+    submitted = threading.Event()
+
+    def submit() -> None:
         try:
-            return RunningJob(plans.execute_stored(env, plan), rest)
-        except Exception as error:  # noqa: BLE001 - a plan this Flink cannot run: compile anew
-            plans.discard(plan, error)
-    _declare_views(env)
-    statement_set = env.create_statement_set()
-    for insert in job_sql.inserts().values():
-        statement_set.add_insert_sql(insert)
-    return RunningJob(plans.compile_and_execute(statement_set, settings, key), rest)
+            outcome["result"] = execute()
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = error
+        finally:
+            submitted.set()
+
+    threading.Thread(target=submit, name="flink-submit", daemon=True).start()
+    try:
+        while not submitted.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+
+        def cancel_once_submitted() -> None:
+            submitted.wait()
+            if "result" in outcome:
+                RunningJob(outcome["result"]).cancel()
+
+        if claim is not None:
+            claim.linger(cancel_once_submitted, "flink-cancel")
+        else:
+            threading.Thread(target=cancel_once_submitted, name="flink-cancel", daemon=True).start()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
-def run_bounded(settings: Settings, poll: Callable[[], None] | None = None) -> None:
+def run_bounded(
+    settings: Settings, poll: Callable[[], None] | None = None, under: lock.Claim | None = None
+) -> None:
     """Run the job over what ``input`` holds now, on the mini-cluster or the remote cluster
-    (LABKIT_FLINK_MODE); ``poll()`` is called about once a second until it ends."""
+    (LABKIT_FLINK_MODE); ``poll()`` is called about once a second until it ends. ``under``: the
+    claim of the run it is part of (``start_pipeline``)."""
     if settings.flink_mode is FlinkMode.LOCAL:
-        start_pipeline(settings, bounded=True).wait(poll)
+        job = start_pipeline(settings, bounded=True, under=under)
+        try:
+            job.wait(poll)
+        except BaseException:
+            job.cancel()  # interrupted (or failed): no job may go on reading the topics
+            raise
         return
     outcome: list[BaseException | None] = []
 
