@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import sensors
-from labkit.config import FlinkMode, Settings
+from labkit.config import LOOPBACK, FlinkMode, Settings
 from labkit.errors import ServiceError
 from labkit.jvm import check_java, jar_group
 
@@ -91,6 +91,9 @@ def _prepare_gateway(settings: Settings) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLINK_LOG_DIR", str(log_dir))
     os.environ.setdefault("JVM_ARGS", f"-Xmx{settings.flink_heap}")
+    # The job is SQL: it never runs Python functions. Without this, PyFlink serves a pool of
+    # Python workers for the mini-cluster over gRPC, unauthenticated, on every interface.
+    os.environ.setdefault("_python_worker_execution_mode", "process")
 
 
 def table_environment(settings: Settings, streaming: bool = True):
@@ -118,6 +121,10 @@ def table_environment(settings: Settings, streaming: bool = True):
     # Operators chained in one task pass rows on without copying them (SQL operators do not
     # keep the rows they are given).
     config.set("pipeline.object-reuse", "true")
+    # The mini-cluster serves this process alone: its RPC, blob, data and REST ports listen on
+    # the loopback (Flink's default is every interface). A remote cluster ignores these.
+    for option in ("jobmanager.bind-host", "taskmanager.bind-host", "rest.bind-address"):
+        config.set(option, LOOPBACK)
     return env
 
 

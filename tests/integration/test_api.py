@@ -1066,7 +1066,7 @@ def test_compose_runs_a_flink_cluster_matching_pyflink():
     assert {"flink-jobmanager", "flink-taskmanager", "flink-kafka-relay"} <= set(SERVICES)
     jobmanager = SERVICES["flink-jobmanager"]
     assert jobmanager["build"]["dockerfile"] == "docker/flink/Dockerfile"
-    assert "8081:8081" in jobmanager["ports"]
+    assert "127.0.0.1:8081:8081" in jobmanager["ports"]
     dockerfile = (PROJECT_ROOT / "docker" / "flink" / "Dockerfile").read_text()
     assert f"FROM flink:{pyflink_version}-java17" in dockerfile
     # The connector comes from the Maven recipe that pins it for the embedded mode.
