@@ -255,6 +255,13 @@ def hbase_site(settings: Settings) -> str:
         # and only delays the stop.
         "zookeeper.recovery.retry": "1",
         "zookeeper.recovery.retry.intervalmill": "200",
+        # For the Thrift server's HBase client: a writer's batch (5,000 rows, well under the
+        # 4 MiB per request) goes to the region server in one request, not in three of 2,048
+        # rows one after the other, and the writers' lanes and tables write side by side
+        # instead of one request per region and two per server at a time (docs/benchmarks.md).
+        "hbase.client.max.perrequest.rows": "10000",
+        "hbase.client.max.perregion.tasks": "4",
+        "hbase.client.max.perserver.tasks": "16",
         # No web UIs: fewer ports to collide with, less memory.
         "hbase.master.info.port": "-1",
         "hbase.regionserver.info.port": "-1",
