@@ -302,9 +302,11 @@ def settled(
         try:
             return action()
         except KafkaException as error:
-            if not is_passing(error.args[0]) or time.monotonic() > deadline:
+            reason = error.args[0]  # a KafkaError, or a message of labkit's own
+            passing = isinstance(reason, KafkaError) and is_passing(reason)
+            if not passing or time.monotonic() > deadline:
                 raise
-            log.warning("Kafka: %s failed (%s); retrying in %.1f s", what, error.args[0], delay)
+            log.warning("Kafka: %s failed (%s); retrying in %.1f s", what, reason, delay)
         if stop.wait(delay):
             return None
         delay = min(delay * 2, 2.0)

@@ -1,10 +1,9 @@
 """The writers: Kafka -> HBase, in batches, offsets committed after the batch is stored.
 
-One writer per table, each its own consumer group. A writer copies its topic's partitions in
-lanes side by side (threads, each with its own consumer and Thrift connection), so that while
-one lane waits for HBase another decodes its next batch. A crash between the put and the
-commit replays the batch on restart; the deterministic row keys of ``labkit.hbase.layout``
-make the replay overwrite the same rows (at-least-once delivery, exactly-once storage).
+One writer per table, each in its own thread with its own consumer group and Thrift
+connection. A crash between the put and the commit replays the batch on restart; the
+deterministic row keys of ``labkit.hbase.layout`` make the replay overwrite the same rows
+(at-least-once delivery, exactly-once storage).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 
 import happybase
 import orjson
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 
 from labkit import kafka
 from labkit.config import Settings
@@ -142,18 +141,6 @@ class WriterStats:
     batches: int = 0
     retries: int = 0
     last_error: str | None = None
-    # A writer's lanes count into the same stats from their threads.
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def stored(self, rows: int) -> None:
-        with self._lock:
-            self.rows += rows
-            self.batches += 1
-
-    def retried(self, error: BaseException) -> None:
-        with self._lock:
-            self.retries += 1
-            self.last_error = f"{type(error).__name__}: {error}"
 
 
 @dataclass
@@ -163,9 +150,6 @@ class Writer:
     settings: Settings
     kind: TableKind
     batch_size: int = 5000  # messages per batch, stored with one Thrift call
-    # Partitions copied side by side, each lane with its own consumer and Thrift connection
-    # (the lab's topics have 3 partitions).
-    lanes: int = 3
     stats: WriterStats = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,35 +159,42 @@ class Writer:
         self.group = f"labkit-hbase-{self.settings.hbase_table_prefix}-{self.kind}"
         self.table = layout.table_name(self.settings, self.kind)
         self.make_row = ROW_MAKERS[self.kind]
+        self._connection: happybase.Connection | None = None
 
     def run(self, stop: threading.Event, drain: threading.Event | None = None) -> WriterStats:
         """Copy records until ``stop`` is set or, once ``drain`` is set, until every partition
-        holds nothing more than it held then. A lane that fails sets ``stop`` for the others."""
-        errors: list[BaseException] = []
-
-        def copy(partitions: list[int]) -> None:
-            try:
-                _Lane(self, partitions).copy(stop, drain)
-            except BaseException as error:  # noqa: BLE001 - raised below, in the caller's thread
-                errors.append(error)
-                stop.set()
-
-        partitions = self.partitions(stop)
-        lanes = [
-            threading.Thread(
-                target=copy,
-                args=(partitions[lane :: self.lanes],),
-                name=f"hbase-{self.kind}-{lane}",
-                daemon=True,
-            )
-            for lane in range(min(self.lanes, len(partitions)))
-        ]
-        for lane in lanes:
-            lane.start()
-        for lane in lanes:
-            lane.join()
-        if errors:
-            raise errors[0]
+        holds nothing more than it held then."""
+        consumer = kafka.consumer(self.settings, self.group)
+        try:
+            partitions = self.partitions(stop)
+            # Explicit assignment, from the group's committed offsets (or the beginning).
+            start = kafka.starting_positions(consumer, self.topic, partitions, stop)
+            if start is None:
+                return self.stats
+            consumer.assign(start)
+            # The next offset to copy in each partition (negative: from the beginning).
+            positions = {tp.partition: tp.offset for tp in start}
+            ends: dict[int, tuple[int, int]] | None = None
+            while not stop.is_set():
+                messages = kafka.checked(consumer.consume(self.batch_size, timeout=0.5))
+                if messages:
+                    rows = self.rows(messages)
+                    if not self._store(rows, stop) or not kafka.commit(consumer, stop):
+                        break
+                    self.stats.rows += len(rows)
+                    self.stats.batches += 1
+                    for message in messages:
+                        positions[message.partition()] = message.offset() + 1
+                if drain is not None and drain.is_set():
+                    # What the partitions hold when the drain begins, fetched once.
+                    ends = ends or self._ends(stop)
+                    if ends is None or all(
+                        max(positions[p], low) >= high for p, (low, high) in ends.items()
+                    ):
+                        break
+        finally:
+            consumer.close()
+            self._disconnect()
         return self.stats
 
     def partitions(self, stop: threading.Event | None = None) -> list[int]:
@@ -239,70 +230,27 @@ class Writer:
                     ) from error
             raise
 
-
-class _Lane:
-    """Some partitions of a writer's topic: a consumer and a Thrift connection of their own."""
-
-    def __init__(self, writer: Writer, partitions: list[int]) -> None:
-        self.writer = writer
-        self.partitions = [TopicPartition(writer.topic, partition) for partition in partitions]
-        self.connection: happybase.Connection | None = None
-
-    def copy(self, stop: threading.Event, drain: threading.Event | None) -> None:
-        writer = self.writer
-        consumer = kafka.consumer(writer.settings, writer.group)
-        try:
-            # Explicit assignment, from the group's committed offsets (or the beginning).
-            numbers = [tp.partition for tp in self.partitions]
-            start = kafka.starting_positions(consumer, writer.topic, numbers, stop)
-            if start is None:
-                return
-            consumer.assign(start)
-            # The next offset to copy in each partition (negative: from the beginning).
-            positions = {tp.partition: tp.offset for tp in start}
-            ends: dict[int, tuple[int, int]] | None = None
-            while not stop.is_set():
-                messages = kafka.checked(consumer.consume(writer.batch_size, timeout=0.5))
-                if messages:
-                    rows = writer.rows(messages)
-                    if not self._store(rows, stop) or not kafka.commit(consumer, stop):
-                        return
-                    writer.stats.stored(len(rows))
-                    for message in messages:
-                        positions[message.partition()] = message.offset() + 1
-                if drain is not None and drain.is_set():
-                    # What the partitions hold when the drain begins, fetched once.
-                    ends = ends or self._ends(consumer, stop)
-                    if ends is None or all(
-                        max(positions[p], low) >= high for p, (low, high) in ends.items()
-                    ):
-                        return
-        finally:
-            consumer.close()
-            self._disconnect()
-
-    def _ends(self, consumer: Consumer, stop: threading.Event) -> dict[int, tuple[int, int]] | None:
-        """Each partition's (low, high) offsets, retried while Kafka settles."""
-        return kafka.settled(
-            lambda: {
-                tp.partition: consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-                for tp in self.partitions
-            },
-            "fetching the ends of partitions",
-            stop,
+    def _ends(self, stop: threading.Event) -> dict[int, tuple[int, int]] | None:
+        """Each partition's (low, high) offsets, retried while Kafka settles. Asked through a
+        client of its own: after a broker restart, the writer's consumer could go on answering
+        "unknown partition" for minutes."""
+        found = kafka.settled(
+            lambda: kafka.offsets(self.settings, self.topic), "fetching the ends of the topic", stop
         )
+        return None if found is None else {p.partition: (p.low, p.high) for p in found}
 
     def _store(self, rows: list[Row], stop: threading.Event) -> bool:
         """Put the rows, retrying with backoff while HBase is unreachable; False if stopped."""
         delay = 0.25
         while True:
             try:
-                if self.connection is None:
-                    self.connection = layout.connect(self.writer.settings)
-                layout.put_rows(self.connection, self.writer.table, rows)
+                if self._connection is None:
+                    self._connection = layout.connect(self.settings)
+                layout.put_rows(self._connection, self.table, rows)
                 return True
             except layout.TRANSIENT as error:
-                self.writer.stats.retried(error)
+                self.stats.retries += 1
+                self.stats.last_error = f"{type(error).__name__}: {error}"
                 log.warning("HBase write failed (%s); retrying in %.2f s", error, delay)
                 self._disconnect()
                 if stop.wait(delay):
@@ -310,17 +258,17 @@ class _Lane:
                 delay = min(delay * 2, 8.0)
 
     def _disconnect(self) -> None:
-        if self.connection is not None:
+        if self._connection is not None:
             try:
-                self.connection.close()
+                self._connection.close()
             except Exception:  # closing a broken connection may fail too
                 log.debug("closing a broken HBase connection failed", exc_info=True)
-        self.connection = None
+        self._connection = None
 
 
 @dataclass
 class Writers:
-    """The writers, one per table, each in its own thread (and its lanes in theirs).
+    """The writers, one per table, each in its own thread.
 
     ``start()`` them; ``finish()`` lets them copy what the topics hold and then return;
     ``shutdown()`` stops them at once (what was not committed is copied again next time).

@@ -257,7 +257,7 @@ def hbase_site(settings: Settings) -> str:
         "zookeeper.recovery.retry.intervalmill": "200",
         # For the Thrift server's HBase client: a writer's batch (5,000 rows, well under the
         # 4 MiB per request) goes to the region server in one request, not in three of 2,048
-        # rows one after the other, and the writers' lanes and tables write side by side
+        # rows one after the other, and the writers' tables write side by side
         # instead of one request per region and two per server at a time (docs/benchmarks.md).
         "hbase.client.max.perrequest.rows": "10000",
         "hbase.client.max.perregion.tasks": "4",
