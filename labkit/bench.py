@@ -6,7 +6,8 @@
 * the Flink job's throughput over a pre-filled ``input`` (bounded), and its start-up time;
   beside it, its floor: a plain copy of the same input through the same connector, and the
   job's run time (and CPU time) as a multiple of the copy's;
-* the HBase writers' throughput;
+* the HBase writers' throughput, and alone again on the same rows, best and median of a few
+  runs (the machine is shared and noisy);
 * end to end with the services warm (writers and a live Flink job already running): one
   simulated year from the simulator until every reading is readable in HBase;
 * live latency: a reading produced -> visible through the API (p50, p95);
@@ -50,6 +51,7 @@ class BenchConfig:
     latency_samples: int = 40  # readings timed from producer to API
     api_repeats: int = 30  # requests per API figure
     baseline_days: float = 2  # the naive baseline is slow: it runs on a sample
+    writer_runs: int = 3  # the writers alone, again and again on the same rows
 
 
 @dataclass
@@ -226,6 +228,25 @@ def measure_job_and_floor(settings: Settings, events: int) -> dict[str, float]:
     }
 
 
+def measure_writers(settings: Settings, runs: int) -> dict[str, float]:
+    """The writers alone, ``runs`` times over what the output topics hold, each run into tables
+    and consumer groups of its own (created before the clock starts): the same rows every time."""
+    rates = []
+    for run in range(runs):
+        copy = replace(settings, hbase_table_prefix=f"{settings.hbase_table_prefix}_w{run}")
+        hbase.ensure_tables(copy)
+        try:
+            began = time.perf_counter()
+            stats = hbase.drain(copy)
+            rates.append(sum(stat.rows for stat in stats.values()) / (time.perf_counter() - began))
+        finally:
+            hbase.drop_tables(copy)
+    return {
+        f"hbase writers rows/s, best of {runs}": max(rates),
+        f"hbase writers rows/s, median of {runs}": statistics.median(rates),
+    }
+
+
 def measure_end_to_end(
     settings: Settings, scenario: sensors.Scenario, latency_samples: int
 ) -> dict[str, float]:
@@ -345,7 +366,7 @@ def naive_write(
             message = reader.poll(0.5)
             if message is None or message.error():
                 continue
-            key, columns = make_row(kafka.to_record(message))
+            key, columns = make_row(message.value())
             connection = hbase.connect(settings)
             connection.table(hbase.table_name(settings, kind)).put(key, columns)
             connection.close()
@@ -399,6 +420,8 @@ def run(settings: Settings, config: BenchConfig, progress: Progress = print) -> 
         progress(f"stages: produce, Flink (bounded), writers on {config.days:g} simulated days")
         with sandbox.sandbox(settings, "stages") as mine:
             report.figures.update(measure_stages(mine, scenario))
+            progress(f"the HBase writers alone, {config.writer_runs} runs on the same rows")
+            report.figures.update(measure_writers(mine, config.writer_runs))
             progress("API /query latency")
             report.figures.update(measure_api(mine, scenario, config.api_repeats))
             progress("API under load: 5 dashboards refreshing every 2 s for 20 s")

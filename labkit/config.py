@@ -18,6 +18,9 @@ from labkit.errors import LabkitError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "LABKIT_"
+LOOPBACK = "127.0.0.1"
+# Addresses that listen on every interface of the machine.
+WILDCARDS = ("0.0.0.0", "::")
 
 
 class SettingsError(LabkitError, ValueError):
@@ -59,6 +62,13 @@ class Settings:
     # Where the lab keeps its state: jars, data, logs, pid files (git-ignored).
     home: Path = PROJECT_ROOT / ".lab"
     mode: Mode = Mode.EMBEDDED
+    # The address the servers labkit starts listen on for their clients: Kafka's broker, the
+    # HBase Thrift server, JupyterLab, the API (unless API_HOST says otherwise) and the Flink
+    # dashboard. 127.0.0.1 keeps them on this machine; 0.0.0.0 opens them to every network
+    # the machine is on, where Kafka and Thrift answer anyone (docs/reliability.md). The ports
+    # only the lab itself uses (Kafka's controller, HBase's master, region server and
+    # ZooKeeper, Flink's RPC, blob and data ports) stay on 127.0.0.1 whatever it says.
+    bind_host: str = LOOPBACK
 
     kafka_host: str = "localhost"
     kafka_port: int = 9092
@@ -81,11 +91,14 @@ class Settings:
     # REMOTE submits the job to the JobManager below.
     flink_mode: FlinkMode = FlinkMode.LOCAL
     flink_jobmanager: str = "localhost:8081"
+    # The JobManager's RPC port of the optional standalone cluster (on 127.0.0.1).
+    flink_rpc_port: int = 6123
     # Process sizes of the optional standalone cluster (`labkit up --flink-cluster`).
     flink_jobmanager_memory: str = "768m"
     flink_taskmanager_memory: str = "1024m"
 
-    api_host: str = "127.0.0.1"
+    # Where the API listens: BIND_HOST unless LABKIT_API_HOST is set.
+    api_host: str = LOOPBACK
     api_port: int = 5000
     # Clients of the API must send "Authorization: Bearer <token>" when it is set; without
     # one the API only binds to a loopback address.
@@ -127,7 +140,19 @@ class Settings:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        return http_url(self.api_host, self.api_port)
+
+
+def reachable(host: str) -> str:
+    """The address through which this machine reaches a server listening on ``host``: one on
+    every interface (a wildcard address) listens on the loopback too."""
+    return LOOPBACK if host in WILDCARDS else host
+
+
+def http_url(host: str, port: int) -> str:
+    """The URL of an HTTP server of this machine listening on ``host:port``."""
+    address = reachable(host)
+    return f"http://{f'[{address}]' if ':' in address else address}:{port}"
 
 
 def _convert(name: str, raw: str, target: type) -> object:
@@ -178,6 +203,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         raw = environ.get(f"{ENV_PREFIX}TOPIC_{topic_field.name.upper()}")
         if raw:
             topic_values[topic_field.name] = raw
+    values.setdefault("api_host", values.get("bind_host", LOOPBACK))
     settings = Settings(**values, topics=Topics(**topic_values))
     _validate(settings)
     return settings
@@ -193,6 +219,7 @@ def _validate(settings: Settings) -> None:
         "hbase_regionserver_port": settings.hbase_regionserver_port,
         "api_port": settings.api_port,
         "jupyter_port": settings.jupyter_port,
+        "flink_rpc_port": settings.flink_rpc_port,
     }
     for name, port in ports.items():
         if not 0 < port < 65536:

@@ -306,6 +306,7 @@ PASSING_ERRORS = frozenset(
         KafkaError.NOT_COORDINATOR,
         KafkaError.COORDINATOR_NOT_AVAILABLE,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._WAIT_COORD,  # a commit before the client has found the new coordinator
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.NOT_LEADER_FOR_PARTITION,
     }
@@ -339,10 +340,12 @@ def settled(
         try:
             return action()
         except KafkaException as error:
-            if not is_passing(error.args[0]) or time.monotonic() > deadline:
+            reason = error.args[0]  # a KafkaError, or a message of labkit's own
+            passing = isinstance(reason, KafkaError) and is_passing(reason)
+            if not passing or time.monotonic() > deadline:
                 raise
             # It recovers by itself: news for the log file, not a warning on the console.
-            log.info("Kafka: %s failed (%s); retrying in %.1f s", what, error.args[0], delay)
+            log.info("Kafka: %s failed (%s); retrying in %.1f s", what, reason, delay)
         if stop.wait(delay):
             return None
         delay = min(delay * 2, 2.0)

@@ -40,7 +40,8 @@ def _check_bind(host: str, token: str | None) -> None:
     if not token and not is_loopback(host):
         raise SettingsError(
             f"The API would listen on {host}, beyond this machine, without a token: "
-            "set LABKIT_API_TOKEN, or bind to 127.0.0.1 (LABKIT_API_HOST)"
+            "set LABKIT_API_TOKEN, or bind it to 127.0.0.1 (LABKIT_API_HOST; LABKIT_BIND_HOST "
+            "moves every server)"
         )
 
 

@@ -63,6 +63,9 @@ def _prepare_gateway(settings: Settings) -> None:
     # the optimising compiler's work to pay back on two shared cores. It halves the CPU of a
     # start and is faster even for a simulated year (docs/benchmarks.md). JVM_ARGS overrides.
     os.environ.setdefault("JVM_ARGS", f"-Xmx{settings.flink_heap} -XX:TieredStopAtLevel=1")
+    # The job is SQL: it never runs Python functions. Without this, PyFlink serves a pool of
+    # Python workers for the mini-cluster over gRPC, unauthenticated, on every interface.
+    os.environ.setdefault("_python_worker_execution_mode", "process")
 
 
 def table_environment(settings: Settings, streaming: bool = True) -> Any:

@@ -21,11 +21,19 @@ from labkit.hbase.layout import (
     table_name,
 )
 from labkit.hbase.read import count_rows, has_rows, read_series, scan
-from labkit.hbase.writers import ROW_MAKERS, Writer, Writers, WriterStats, drain, source_topic
+from labkit.hbase.writers import (
+    ROW_MAKERS,
+    Writer,
+    WriterError,
+    Writers,
+    WriterStats,
+    drain,
+    source_topic,
+)
 
 __all__ = [
     "FAMILY", "ROW_MAKERS", "SEPARATOR", "TRANSIENT", "Column", "TableKind", "Writer",
-    "WriterStats", "Writers", "compare_layouts", "connect", "connection", "count_rows", "drain",
-    "drop_tables", "ensure_tables", "has_rows", "hotspots", "read_series", "recreate_tables",
-    "scan", "source_topic", "table_name",
+    "WriterError", "WriterStats", "Writers", "compare_layouts", "connect", "connection",
+    "count_rows", "drain", "drop_tables", "ensure_tables", "has_rows", "hotspots", "read_series",
+    "recreate_tables", "scan", "source_topic", "table_name",
 ]  # fmt: skip

@@ -1,13 +1,14 @@
 """The writers: Kafka -> HBase, in batches, offsets committed after the batch is stored.
 
-One writer per table, each in its own thread, each its own consumer group. A crash between
-the put and the commit replays the batch on restart; the deterministic row keys of
-``labkit.hbase.layout`` make the replay overwrite the same rows (at-least-once delivery,
-exactly-once storage).
+One writer per table, each in its own thread with its own consumer group and Thrift
+connection. A crash between the put and the commit replays the batch on restart; the
+deterministic row keys of ``labkit.hbase.layout`` make the replay overwrite the same rows
+(at-least-once delivery, exactly-once storage).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -15,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import happybase
-from confluent_kafka import KafkaException, TopicPartition
+import orjson
+from confluent_kafka import Message
 
 from labkit import kafka
 from labkit.config import Settings
+from labkit.errors import LabkitError
 from labkit.hbase import layout
 from labkit.hbase.layout import Row, TableKind
 
@@ -26,35 +29,53 @@ log = logging.getLogger(__name__)
 
 # Every number as a float, as the job reads m_value (a DOUBLE): "-0" is then -0.0, not 0.
 _JSON = json.JSONDecoder(parse_int=float)
+# The writers allocate a few short-lived container objects per row (about 20,000 per batch):
+# at CPython's default threshold (700) the cyclic garbage collector ran every 150 rows and took
+# 45 % of the writers' CPU (docs/benchmarks.md). Collections after 10,000 allocations, for the
+# rest of the process, cost a few more kilobytes of garbage waiting to be collected.
+_GC_THRESHOLD = 10_000
 
 
-def _value(record: kafka.Record) -> bytes:
-    if record.value is None:  # Flink never writes tombstones: someone else did
-        raise ValueError(f"A tombstone in {record.topic} at offset {record.offset}")
-    return record.value
+class WriterError(LabkitError, RuntimeError):
+    """A writer cannot copy its topic: the topic is missing, or holds a message of a shape the
+    Flink job never writes."""
+
+
+def _object(value: bytes | None) -> dict:
+    """A message's JSON object. orjson parses the common case several times faster than
+    ``json``; what it refuses and the job accepts (white space before the object, text after
+    it, NaN) goes through ``json``, read as leniently as the job reads it."""
+    if value is None:  # Flink never writes tombstones: someone else did
+        raise ValueError("a tombstone (a message without a value)")
+    # orjson reads "-0" as the integer 0, whose float has lost the sign the job keeps.
+    if b"-0" not in value:
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass
+    return _JSON.raw_decode(value.decode().lstrip())[0]
 
 
 # --------------------------------------------------------------------------------------
-# From Kafka records to HBase rows
+# From Kafka messages (their values) to HBase rows
 # --------------------------------------------------------------------------------------
 
 
-def raw_row(record: kafka.Record) -> Row:
+def raw_row(value: bytes | None) -> Row:
     """``output_raw`` carries the sensor's own message, unchanged."""
-    # Read as leniently as the job did: white space before the object and text after it pass.
-    reading, _end = _JSON.raw_decode(_value(record).decode().lstrip())
+    reading = _object(value)
     return layout.raw_row(reading["m_name"], reading["m_timestamp"], float(reading["m_value"]))
 
 
-def daily_row(record: kafka.Record) -> Row:
-    row = json.loads(_value(record))
+def daily_row(value: bytes | None) -> Row:
+    row = _object(value)
     return layout.daily_row(
         row["metric"], row["day"], row["kind"], float(row["value"]), row["readings"]
     )
 
 
-def late_row(record: kafka.Record) -> Row:
-    row = json.loads(_value(record))
+def late_row(value: bytes | None) -> Row:
+    row = _object(value)
     return layout.late_row(
         row["m_name"],
         row["m_timestamp"],
@@ -67,8 +88,8 @@ def late_row(record: kafka.Record) -> Row:
     )
 
 
-def invalid_row(record: kafka.Record) -> Row:
-    row = json.loads(_value(record))
+def invalid_row(value: bytes | None) -> Row:
+    row = _object(value)
     return layout.invalid_row(
         row["sent_at"],
         layout.origin(row["kafka_partition"], row["kafka_offset"]),
@@ -78,9 +99,9 @@ def invalid_row(record: kafka.Record) -> Row:
     )
 
 
-def rollup_row(record: kafka.Record) -> Row:
+def rollup_row(value: bytes | None) -> Row:
     """A sensor's sum, count and summed time offsets (seconds) over one period."""
-    row = json.loads(_value(record))
+    row = _object(value)
     return layout.rollup_row(
         row["m_name"],
         row["resolution"],
@@ -91,7 +112,7 @@ def rollup_row(record: kafka.Record) -> Row:
     )
 
 
-ROW_MAKERS: dict[TableKind, Callable[[kafka.Record], Row]] = {
+ROW_MAKERS: dict[TableKind, Callable[[bytes | None], Row]] = {
     TableKind.RAW: raw_row,
     TableKind.DAILY: daily_row,
     TableKind.LATE: late_row,
@@ -132,7 +153,7 @@ class Writer:
 
     settings: Settings
     kind: TableKind
-    batch_size: int = 5000
+    batch_size: int = 5000  # messages per batch, stored with one Thrift call
     stats: WriterStats = field(init=False)
 
     def __post_init__(self) -> None:
@@ -140,30 +161,96 @@ class Writer:
         self.stats = WriterStats(self.kind)
         self.topic = source_topic(self.settings, self.kind)
         self.group = f"labkit-hbase-{self.settings.hbase_table_prefix}-{self.kind}"
+        self.table = layout.table_name(self.settings, self.kind)
         self.make_row = ROW_MAKERS[self.kind]
         self._connection: happybase.Connection | None = None
 
-    def _table(self) -> happybase.Table:
-        if self._connection is None:
-            self._connection = layout.connect(self.settings)
-        return self._connection.table(layout.table_name(self.settings, self.kind))
+    def run(self, stop: threading.Event, drain: threading.Event | None = None) -> WriterStats:
+        """Copy records until ``stop`` is set or, once ``drain`` is set, until every partition
+        holds nothing more than it held then."""
+        consumer = kafka.consumer(self.settings, self.group)
+        try:
+            partitions = self.partitions(stop)
+            # Explicit assignment, from the group's committed offsets (or the beginning).
+            start = kafka.starting_positions(consumer, self.topic, partitions, stop)
+            if start is None:
+                return self.stats
+            consumer.assign(start)
+            # The next offset to copy in each partition (negative: from the beginning).
+            positions = {tp.partition: tp.offset for tp in start}
+            ends: dict[int, tuple[int, int]] | None = None
+            while not stop.is_set():
+                messages = kafka.checked(consumer.consume(self.batch_size, timeout=0.5))
+                if messages:
+                    rows = self.rows(messages)
+                    if not self._store(rows, stop) or not kafka.commit(consumer, stop):
+                        break
+                    self.stats.rows += len(rows)
+                    self.stats.batches += 1
+                    for message in messages:
+                        positions[message.partition()] = message.offset() + 1
+                if drain is not None and drain.is_set():
+                    # What the partitions hold when the drain begins, fetched once.
+                    ends = ends or self._ends(stop)
+                    if ends is None or all(
+                        max(positions[p], low) >= high for p, (low, high) in ends.items()
+                    ):
+                        break
+        finally:
+            consumer.close()
+            self._disconnect()
+        return self.stats
 
-    def _disconnect(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            except Exception:  # closing a broken connection may fail too
-                log.debug("closing a broken HBase connection failed", exc_info=True)
-        self._connection = None
+    def partitions(self, stop: threading.Event | None = None) -> list[int]:
+        """The topic's partitions, asked again while Kafka settles."""
+        admin = kafka.admin(self.settings)
+        found = kafka.settled(
+            lambda: admin.list_topics(self.topic, timeout=10).topics[self.topic],
+            "listing a topic's partitions",
+            stop,
+        )
+        if found is None:
+            return []
+        if found.error is not None:
+            raise WriterError(
+                f"Kafka has no topic {self.topic} ({found.error.str()}): `labkit up` creates the "
+                "lab's topics."
+            )
+        return sorted(found.partitions)
+
+    def rows(self, messages: list[Message]) -> list[Row]:
+        try:
+            return [self.make_row(message.value()) for message in messages]
+        except (ValueError, TypeError, KeyError):
+            for message in messages:  # which one: worth a second pass, only when one fails
+                try:
+                    self.make_row(message.value())
+                except (ValueError, TypeError, KeyError) as error:
+                    raise WriterError(
+                        f"{self.topic} holds a message the {self.kind} writer cannot store "
+                        f"(partition {message.partition()}, offset {message.offset()}): "
+                        f"{error!r}. Only the lab's Flink job writes to this topic: something "
+                        "else did. `labkit run` starts again from empty topics."
+                    ) from error
+            raise
+
+    def _ends(self, stop: threading.Event) -> dict[int, tuple[int, int]] | None:
+        """Each partition's (low, high) offsets, retried while Kafka settles. Asked through a
+        client of its own: after a broker restart, the writer's consumer could go on answering
+        "unknown partition" for minutes."""
+        found = kafka.settled(
+            lambda: kafka.offsets(self.settings, self.topic), "fetching the ends of the topic", stop
+        )
+        return None if found is None else {p.partition: (p.low, p.high) for p in found}
 
     def _store(self, rows: list[Row], stop: threading.Event) -> bool:
         """Put the rows, retrying with backoff while HBase is unreachable; False if stopped."""
         delay = 0.25
         while True:
             try:
-                with self._table().batch(batch_size=self.batch_size) as batch:
-                    for row_key, columns in rows:
-                        batch.put(row_key, columns)
+                if self._connection is None:
+                    self._connection = layout.connect(self.settings)
+                layout.put_rows(self._connection, self.table, rows)
                 return True
             except layout.TRANSIENT as error:
                 self.stats.retries += 1
@@ -174,54 +261,13 @@ class Writer:
                     return False
                 delay = min(delay * 2, 8.0)
 
-    def run(self, stop: threading.Event, drain: threading.Event | None = None) -> WriterStats:
-        """Copy records until ``stop`` is set or, once ``drain`` is set, the topic is exhausted."""
-        consumer = kafka.consumer(self.settings, self.group)
-        try:
-            partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
-            # Explicit assignment, from the group's committed offsets (or the beginning).
-            start = kafka.starting_positions(consumer, self.topic, partitions, stop)
-            if start is None:
-                return self.stats
-            consumer.assign(start)
-            while not stop.is_set():
-                messages = kafka.checked(consumer.consume(self.batch_size, timeout=0.5))
-                if messages:
-                    rows = [self.make_row(kafka.to_record(m)) for m in messages]
-                    if not self._store(rows, stop) or not kafka.commit(consumer, stop):
-                        break
-                    self.stats.rows += len(rows)
-                    self.stats.batches += 1
-                elif (
-                    drain is not None
-                    and drain.is_set()
-                    and _caught_up(consumer, self.topic, partitions)
-                ):
-                    break
-        finally:
-            consumer.close()
-            self._disconnect()
-        return self.stats
-
-
-def _caught_up(consumer, topic: str, partitions) -> bool:
-    """True when the consumer has read every message the topic holds right now (False while
-    Kafka cannot tell)."""
-    assigned = [TopicPartition(topic, p) for p in partitions]
-    try:
-        positions = consumer.position(assigned)
-        committed = {tp.partition: tp.offset for tp in consumer.committed(assigned, timeout=10)}
-        ends = [consumer.get_watermark_offsets(tp, timeout=10, cached=False) for tp in positions]
-    except KafkaException as error:
-        if kafka.is_passing(error.args[0]):
-            return False
-        raise
-    for tp, (low, high) in zip(positions, ends, strict=True):
-        # Before its first fetch a consumer has no position: fall back to the group's commit.
-        at = tp.offset if tp.offset >= 0 else committed.get(tp.partition, -1)
-        if max(at, low) < high:
-            return False
-    return True
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:  # closing a broken connection may fail too
+                log.debug("closing a broken HBase connection failed", exc_info=True)
+        self._connection = None
 
 
 @dataclass
@@ -245,6 +291,9 @@ class Writers:
 
     def start(self) -> Writers:
         layout.ensure_tables(self.settings)
+        young, *older = gc.get_threshold()
+        if 0 < young < _GC_THRESHOLD:  # 0: collection switched off, left so
+            gc.set_threshold(_GC_THRESHOLD, *older)
         for writer in self.writers:
             thread = threading.Thread(
                 target=self._run, args=(writer,), name=f"hbase-writer-{writer.kind}", daemon=True

@@ -136,6 +136,8 @@ def _port_setting(service: Service, role: str) -> str:
         ("thrift", "thrift"): "LABKIT_HBASE_THRIFT_PORT",
         ("jupyter", "http"): "LABKIT_JUPYTER_PORT",
         ("api", "http"): "LABKIT_API_PORT",
+        ("flink-jm", "rest"): "LABKIT_FLINK_JOBMANAGER",
+        ("flink-jm", "rpc"): "LABKIT_FLINK_RPC_PORT",
     }
     return names.get((service.name, role), "the matching LABKIT_*_PORT")
 

@@ -31,7 +31,7 @@ from xml.sax.saxutils import escape
 
 import yaml
 
-from labkit.config import PROJECT_ROOT, Settings
+from labkit.config import LOOPBACK, PROJECT_ROOT, Settings, http_url, reachable
 from labkit.errors import ServiceError
 from labkit.jvm import RECIPES_DIR, check_java, jar_group, last_lines
 
@@ -164,16 +164,17 @@ class Kafka(JavaService):
         return [str(self.config_file(settings))]
 
     def server_properties(self, settings: Settings) -> str:
-        host = settings.kafka_host
+        # Clients reach the broker on BIND_HOST; only the node itself uses its controller.
+        controller = f"{LOOPBACK}:{settings.kafka_controller_port}"
         lines = {
             "process.roles": "broker,controller",
             "node.id": "1",
-            "controller.quorum.voters": f"1@{host}:{settings.kafka_controller_port}",
+            "controller.quorum.voters": f"1@{controller}",
             "listeners": (
-                f"PLAINTEXT://{host}:{settings.kafka_port},"
-                f"CONTROLLER://{host}:{settings.kafka_controller_port}"
+                f"PLAINTEXT://{settings.bind_host}:{settings.kafka_port},CONTROLLER://{controller}"
             ),
-            "advertised.listeners": f"PLAINTEXT://{host}:{settings.kafka_port}",
+            # What the broker tells its clients to connect to.
+            "advertised.listeners": f"PLAINTEXT://{settings.kafka_host}:{settings.kafka_port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -242,12 +243,25 @@ def hbase_site(settings: Settings) -> str:
         "hbase.zookeeper.property.dataDir": str(root / "zookeeper"),
         "hbase.master.port": str(settings.hbase_master_port),
         "hbase.regionserver.port": str(settings.hbase_regionserver_port),
+        # Only the Thrift server talks to the master and the region server: loopback. (The
+        # standalone ZooKeeper listens on the loopback by itself.) Thrift, which answers
+        # happybase, listens on BIND_HOST; by default HBase would open it to every interface.
+        "hbase.master.ipc.address": LOOPBACK,
+        "hbase.regionserver.ipc.address": LOOPBACK,
+        "hbase.regionserver.thrift.ipaddress": settings.bind_host,
         # The local file system cannot hflush/hsync; HBase must be told to accept that.
         "hbase.unsafe.stream.capability.enforce": "false",
         # ZooKeeper runs inside the same JVM: when it is gone (at shutdown) retrying is useless
         # and only delays the stop.
         "zookeeper.recovery.retry": "1",
         "zookeeper.recovery.retry.intervalmill": "200",
+        # For the Thrift server's HBase client: a writer's batch (5,000 rows, well under the
+        # 4 MiB per request) goes to the region server in one request, not in three of 2,048
+        # rows one after the other, and the writers' tables write side by side
+        # instead of one request per region and two per server at a time (docs/benchmarks.md).
+        "hbase.client.max.perrequest.rows": "10000",
+        "hbase.client.max.perregion.tasks": "4",
+        "hbase.client.max.perserver.tasks": "16",
         # No web UIs: fewer ports to collide with, less memory.
         "hbase.master.info.port": "-1",
         "hbase.regionserver.info.port": "-1",
@@ -329,12 +343,10 @@ class HBaseThrift(HBaseProcess):
         """Ready when happybase can list the tables: the master has finished initialising."""
         if not port_open(settings.hbase_host, settings.hbase_thrift_port):
             return False
-        import happybase
+        from labkit.hbase import layout
 
         try:
-            connection = happybase.Connection(
-                settings.hbase_host, settings.hbase_thrift_port, timeout=5000
-            )
+            connection = layout.connect(settings, timeout_ms=5000)
             try:
                 connection.tables()
                 # Reading hbase:meta needs the region server online, not only the master.
@@ -367,8 +379,11 @@ class JupyterLab(Service):
             path.chmod(0o600)
         return path.read_text().strip()
 
+    def address(self, settings: Settings) -> str:
+        return http_url(settings.bind_host, settings.jupyter_port)
+
     def url(self, settings: Settings) -> str:
-        return f"http://127.0.0.1:{settings.jupyter_port}/lab?token={self.token(settings)}"
+        return f"{self.address(settings)}/lab?token={self.token(settings)}"
 
     def config_dir(self, settings: Settings) -> Path:
         """A Jupyter config directory of the lab's own, searched before the user's."""
@@ -391,7 +406,7 @@ class JupyterLab(Service):
         return [
             sys.executable, "-m", "jupyterlab",
             "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.ip={settings.bind_host}",
             f"--ServerApp.port={settings.jupyter_port}",
             "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={NOTEBOOKS_DIR}",
@@ -404,7 +419,7 @@ class JupyterLab(Service):
         return self.console_file(settings)
 
     def is_ready(self, settings: Settings) -> bool:
-        url = f"http://127.0.0.1:{settings.jupyter_port}/api/status?token={self.token(settings)}"
+        url = f"{self.address(settings)}/api/status?token={self.token(settings)}"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return response.status == 200
@@ -450,23 +465,24 @@ class FlinkProcess(Service):
         (settings.logs_dir / "flink-cluster").mkdir(parents=True, exist_ok=True)
         for name in ("log4j-console.properties", "log4j.properties"):
             shutil.copy(_flink_home() / "conf" / name, conf / name)
-        local = {"bind-host": "localhost"}
+        # RPC, blob and data ports: loopback, only the cluster itself uses them. The dashboard
+        # and REST port (job submission) on BIND_HOST.
         config = {
             "jobmanager": {
-                **local,
-                "rpc": {"address": "localhost", "port": 6123},
+                "bind-host": LOOPBACK,
+                "rpc": {"address": LOOPBACK, "port": settings.flink_rpc_port},
                 "memory": {"process": {"size": settings.flink_jobmanager_memory}},
             },
             "taskmanager": {
-                **local,
-                "host": "localhost",
+                "bind-host": LOOPBACK,
+                "host": LOOPBACK,
                 "numberOfTaskSlots": 2,
                 "memory": {"process": {"size": settings.flink_taskmanager_memory}},
             },
             "parallelism": {"default": settings.flink_parallelism},
             "rest": {
                 "address": "localhost",
-                "bind-address": "localhost",
+                "bind-address": settings.bind_host,
                 "port": self.rest_port(settings),
             },
         }
@@ -491,7 +507,7 @@ class FlinkJobManager(FlinkProcess):
     script: str = "jobmanager.sh"
 
     def ports(self, settings: Settings) -> dict[str, int]:
-        return {"rest": self.rest_port(settings), "rpc": 6123}
+        return {"rest": self.rest_port(settings), "rpc": settings.flink_rpc_port}
 
     def is_ready(self, settings: Settings) -> bool:
         return self.overview(settings) is not None
@@ -517,7 +533,7 @@ class ApiServer(Service):
         return {"http": settings.api_port}
 
     def host(self, settings: Settings) -> str:
-        return settings.api_host
+        return reachable(settings.api_host)
 
     def command(self, settings: Settings, console_logs: bool = False) -> list[str]:
         return [sys.executable, "-m", "labkit", "api"]

@@ -6,11 +6,14 @@ from labkit import bench
 
 
 def test_a_tiny_benchmark_reports_every_figure(stack, capsys):
-    config = bench.BenchConfig(days=2, latency_samples=3, api_repeats=3, baseline_days=0.25)
+    config = bench.BenchConfig(
+        days=2, latency_samples=3, api_repeats=3, baseline_days=0.25, writer_runs=2
+    )
     report = bench.run(stack, config, progress=print)
     figures = report.figures
     expected = [
         "produce events/s", "flink events/s (run)", "hbase writer rows/s",
+        "hbase writers rows/s, best of 2", "hbase writers rows/s, median of 2",
         "end-to-end events/s (warm)", "live latency p50 s", "live latency p95 s",
         "api year of TH1 @1000 points p50 ms", "api 10 targets x 7 days p95 ms",
         "baseline end-to-end events/s", "speed-up end to end (x)",
@@ -20,6 +23,9 @@ def test_a_tiny_benchmark_reports_every_figure(stack, capsys):
     # The same events went through every measurement.
     assert figures["events"] == figures["end-to-end events"]
     assert figures["live latency p95 s"] >= figures["live latency p50 s"]
+    assert (
+        figures["hbase writers rows/s, best of 2"] >= figures["hbase writers rows/s, median of 2"]
+    )
     assert report.memory_mb["whole stack (peak of the sum)"] >= max(
         value for name, value in report.memory_mb.items() if not name.startswith("whole")
     )

@@ -50,7 +50,7 @@ def test_compose_runs_grafana_with_the_plugin_and_the_provisioning():
     assert grafana["image"].startswith("grafana/grafana:")
     assert "simpod-json-datasource" in grafana["environment"]["GF_PLUGINS_PREINSTALL_SYNC"]
     assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
-    assert "3000:3000" in grafana["ports"]
+    assert "127.0.0.1:3000:3000" in grafana["ports"]
     # The datasource's Authorization header reads the same token the API is given.
     assert (
         grafana["environment"]["LABKIT_API_TOKEN"]
@@ -81,7 +81,7 @@ def test_compose_runs_a_flink_cluster_matching_pyflink():
     assert {"flink-jobmanager", "flink-taskmanager", "flink-kafka-relay"} <= set(SERVICES)
     jobmanager = SERVICES["flink-jobmanager"]
     assert jobmanager["build"]["dockerfile"] == "docker/flink/Dockerfile"
-    assert "8081:8081" in jobmanager["ports"]
+    assert "127.0.0.1:8081:8081" in jobmanager["ports"]
     dockerfile = (PROJECT_ROOT / "docker" / "flink" / "Dockerfile").read_text()
     assert f"FROM flink:{pyflink_version}-java17" in dockerfile
     # The connector comes from the Maven recipe that pins it for the embedded mode.
