@@ -21,7 +21,7 @@ from labkit.config import Mode, Settings
 from labkit.errors import ServiceError
 from labkit.hbase import layout
 from labkit.jvm import RECIPES_DIR, check_java, jar_group, last_lines
-from labkit.services.servers import HBASE_JDK17_FLAGS
+from labkit.services.kafka_hbase import HBASE_JDK17_FLAGS
 
 PRESPLIT_PROGRAM = RECIPES_DIR / "hbase" / "PreSplit.java"
 PRESPLIT_TIMEOUT_S = 180

@@ -8,10 +8,13 @@ and plot a notebook talks about has something in it.
 
 from __future__ import annotations
 
+import io
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -91,3 +94,38 @@ def watch(
             handle.update(content)
         frames += 1
     return frames
+
+
+def png(figure: Figure, dpi: int = 80) -> bytes:
+    """A figure as PNG bytes, for an image widget that a thread updates."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def redrawn(
+    draw: Callable[[], Figure],
+    running: Callable[[], bool],
+    every: float = 1.0,
+    tick: Callable[[], None] | None = None,
+) -> widgets.Image:
+    """An image of ``draw()``, redrawn every ``every`` seconds by a background thread while
+    ``running()``, and once after: a live view that leaves the kernel free for widgets.
+    ``tick()``, if given, is called more often (every 50 ms), e.g. to move a slider on time."""
+    image = widgets.Image(value=png(draw()), format="png")
+
+    def redraw() -> None:
+        drawn = time.monotonic()
+        while True:
+            if tick is not None:
+                tick()
+            still = running()  # read first: the last frame must show the final state
+            if time.monotonic() - drawn >= every or not still:
+                drawn = time.monotonic()
+                image.value = png(draw())
+                if not still:
+                    return
+            time.sleep(0.05)
+
+    threading.Thread(target=redraw, name="live-view", daemon=True).start()
+    return image

@@ -8,7 +8,6 @@ the broker reports is plotted over time.
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -26,6 +25,7 @@ from matplotlib.figure import Figure
 from labkit import kafka, sensors
 from labkit.config import Settings
 from labkit.errors import LabkitError
+from labkit.notebook.display import redrawn
 from labkit.pipeline import LiveSimulation
 
 
@@ -411,13 +411,6 @@ def lag_figure(demo: LagDemo) -> Figure:
     return figure
 
 
-def png(figure: Figure) -> bytes:
-    """A figure as PNG bytes (for an image widget that a thread updates)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
-
-
 @dataclass
 class LagView:
     """A running lag demo on screen: its sliders and its lag curve, redrawn by a thread, so
@@ -451,18 +444,18 @@ def lag_view(
         options=[(f"{s:,}", s) for s in sorted({*SPEEDS, int(demo.speed)})],
         value=int(demo.speed), style=style, layout=layout, description="sensors' speed (sim s/s)",
     )  # fmt: skip
-    view = LagView(demo, reader_rate, speed, widgets.HTML(), widgets.Image(format="png"))
+    readout = widgets.HTML()
 
     def describe(change: dict | None = None) -> None:
         demo.reader_rate, demo.speed = reader_rate.value, speed.value
-        view.readout.value = (
+        readout.value = (
             f"the sensors send ≈ {sensor_rate(demo.live.scenario, demo.speed):,.1f} messages/s "
             f"at speed {demo.speed:,.0f}; the reader reads at most {demo.reader_rate:,}/s"
         )
 
     def stopped() -> None:
         reader_rate.disabled = speed.disabled = True
-        view.readout.value = (
+        readout.value = (
             f"<b>stopped</b> after {demo.elapsed:.0f} s: the sensors sent {demo.live.sent:,} "
             f"messages, the reader read {demo.read:,}; the sliders no longer act"
         )
@@ -471,23 +464,11 @@ def lag_view(
     speed.observe(describe, names="value")
     demo.when_stopped(stopped)
     describe()
-    threading.Thread(
-        target=_redraw, args=(view, every, dict(plan or {})), name="lag-view", daemon=True
-    ).start()
-    return view
+    moves = dict(plan or {})
 
+    def move_on_time() -> None:
+        for at in [at for at in moves if demo.elapsed >= at]:
+            reader_rate.value = moves.pop(at)
 
-def _redraw(view: LagView, every: float, plan: dict[float, int]) -> None:
-    """Redraw the view's chart every ``every`` seconds until its demo stops; move the reader's
-    slider when the plan says (checked more often than the chart is drawn)."""
-    demo, drawn = view.demo, float("-inf")
-    while True:
-        for at in [at for at in plan if demo.elapsed >= at]:
-            view.reader_rate.value = plan.pop(at)
-        running = demo.running  # read first: the last frame must show the final sample
-        if demo.elapsed - drawn >= every or not running:
-            drawn = demo.elapsed
-            view.chart.value = png(lag_figure(demo))
-            if not running:
-                return
-        time.sleep(0.05)
+    chart = redrawn(lambda: lag_figure(demo), lambda: demo.running, every, move_on_time)
+    return LagView(demo, reader_rate, speed, readout, chart)

@@ -3,9 +3,7 @@ and its live view; the student's own meter beside the catalogue's."""
 
 from __future__ import annotations
 
-import io
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from matplotlib.figure import Figure
 
 from labkit import sensors
 from labkit.exercises.sensors import Sent
+from labkit.notebook.display import redrawn
 from labkit.pipeline import LiveSimulation
 
 INTERVAL = [s for s in sensors.CATALOGUE if s.kind is sensors.SensorKind.INTERVAL]
@@ -343,26 +342,3 @@ def few_date_ticks() -> mdates.AutoDateLocator:
     locator.intervald[mdates.MINUTELY] = [1, 5, 10, 15, 30, 60]
     locator.intervald[mdates.HOURLY] = [1, 2, 3, 4, 6, 12, 24]
     return locator
-
-
-def png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
-
-
-def redrawn(
-    draw: Callable[[], Figure], running: Callable[[], bool], every: float = 1.0
-) -> widgets.Image:
-    """An image of ``draw()``, redrawn every ``every`` seconds by a background thread while
-    ``running()``, and once after: a live view that leaves the kernel free for widgets."""
-    image = widgets.Image(value=png(draw()), format="png")
-
-    def redraw() -> None:
-        while running():
-            time.sleep(every)
-            image.value = png(draw())
-        image.value = png(draw())
-
-    threading.Thread(target=redraw, name="live-view", daemon=True).start()
-    return image

@@ -4,7 +4,6 @@ sliders move; the job graph; the daily results."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import threading
@@ -24,6 +23,7 @@ from labkit import kafka, oracle, sandbox, sensors
 from labkit.config import Settings
 from labkit.flink.job import checkpoint_dir
 from labkit.flink.runtime import Task, depth
+from labkit.notebook.display import png
 from labkit.pipeline import LiveSimulation
 
 # --------------------------------------------------------------------------------------
@@ -335,9 +335,7 @@ class LateView:
             f"{sample.sent:,} messages in input; Flink's verdicts: on time {sample.on_time:,}, "
             f"<b>late {sample.late:,}</b>, invalid {sample.invalid:,}"
         )
-        buffer = io.BytesIO()
-        self.figure().savefig(buffer, format="png", dpi=72)
-        self.chart.value = buffer.getvalue()
+        self.chart.value = png(self.figure(), dpi=72)
 
     def figure(self) -> Figure:
         """Messages sent and classified, and late readings, over wall-clock time."""

@@ -1,8 +1,8 @@
 """Start, check and stop the lab's real servers as local processes: no Docker needed.
 
-``servers`` says what each server is (its command, ports and readiness probe);
-``processes`` starts, watches and stops them. Java and the jars they run from are
-``labkit.jvm``'s.
+``service`` says what a server is (its command, ports and readiness probe), ``kafka_hbase``
+and ``tools`` define the lab's servers, ``servers`` lists them; ``processes`` starts, watches
+and stops them. Java and the jars they run from are ``labkit.jvm``'s.
 """
 
 from labkit.errors import ServiceError
@@ -31,14 +31,13 @@ from labkit.services.servers import (
     HBASE,
     JUPYTER,
     KAFKA,
-    NOTEBOOKS_DIR,
     STACK,
     THRIFT,
-    Service,
     by_name,
     names,
-    port_open,
 )
+from labkit.services.service import Service, port_open
+from labkit.services.tools import NOTEBOOKS_DIR
 
 __all__ = [
     "ALL", "API", "FLINK_CLUSTER", "FLINK_JOBMANAGER", "FLINK_TASKMANAGER", "HBASE", "JUPYTER",

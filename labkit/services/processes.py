@@ -22,7 +22,8 @@ import psutil
 from labkit.config import Mode, Settings
 from labkit.errors import ServiceError
 from labkit.jvm import Progress, check_java, ensure_jars, last_lines
-from labkit.services.servers import ALL, FLINK_CLUSTER, STACK, Service, port_open
+from labkit.services.servers import ALL, FLINK_CLUSTER, STACK
+from labkit.services.service import Service, port_open
 
 
 def check_disk(settings: Settings) -> None:

@@ -5,7 +5,7 @@ import re
 import urllib.request
 
 from labkit import services
-from labkit.services.servers import ANNOUNCEMENTS
+from labkit.services.tools import ANNOUNCEMENTS
 
 
 def _stack_status(settings):

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from labkit import config, services
-from labkit.services.servers import hbase_site
+from labkit.services.kafka_hbase import hbase_site
 
 
 def _settings(tmp_path: Path, **variables: str) -> config.Settings:
