@@ -82,7 +82,7 @@ browser:
 test: install browser
 	$(MAKE) --no-print-directory check
 	@trap '$(LABKIT) down' EXIT; \
-	  $(LABKIT) up && $(BIN)/pytest -m integration
+	  $(LABKIT) up && $(BIN)/pytest -m integration --durations=25
 
 clean: down
 	rm -rf build .pytest_cache .ruff_cache

@@ -8,10 +8,12 @@ so that ``stop`` only ever signals processes this lab started.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from labkit.errors import ServiceError
 from labkit.jvm import Progress, check_java, ensure_jars, last_lines
 from labkit.services.servers import ALL, FLINK_CLUSTER, STACK
 from labkit.services.service import Service, port_open
+
+log = logging.getLogger(__name__)
 
 
 def check_disk(settings: Settings) -> None:
@@ -307,6 +311,9 @@ def down(settings: Settings, progress: Progress = print, timeout: float = 30.0) 
             names.append(service.name)
         service.pid_file(settings).unlink(missing_ok=True)
     if processes:
+        # Who stopped the lab, for whoever finds it stopped (.lab/logs/labkit.log).
+        log.info("down: stopping %d process(es), asked by pid %d (%s)", len(processes),
+                 os.getpid(), " ".join(sys.argv))  # fmt: skip
         progress(f"Stopping {', '.join(names) or 'stray lab processes'}...")
         _terminate(processes.values(), timeout)
         progress(f"Stopped {len(processes)} process(es).")
