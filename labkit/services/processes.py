@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from labkit import logs
 from labkit.config import Mode, Settings
 from labkit.errors import ServiceError
 from labkit.jvm import Progress, check_java, ensure_jars, last_lines
@@ -312,6 +313,7 @@ def down(settings: Settings, progress: Progress = print, timeout: float = 30.0) 
         service.pid_file(settings).unlink(missing_ok=True)
     if processes:
         # Who stopped the lab, for whoever finds it stopped (.lab/logs/labkit.log).
+        logs.to_file(settings)
         log.info("down: stopping %d process(es), asked by pid %d (%s)", len(processes),
                  os.getpid(), " ".join(sys.argv))  # fmt: skip
         progress(f"Stopping {', '.join(names) or 'stray lab processes'}...")
